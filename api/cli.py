@@ -1,0 +1,147 @@
+"""The ``openops`` command line. Heavy imports (torch, Chroma, FastAPI) happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="OpenOps: permission-aware search and answers over a Mattermost workspace.")
+console = Console(stderr=True)
+out = Console()
+
+
+def _runtime():
+    from rag.runtime import Runtime
+
+    return Runtime()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def ingest(path: Path = typer.Argument(..., help="Bulk export: .jsonl, .zip, or a directory "
+                                            "holding import.jsonl")) -> None:
+    """Load a Mattermost bulk export and index it (idempotent; resumes after a crash)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.bulk import BulkLoader, ExportError
+    from ingest.pipeline import make_indexer
+
+    rt = _runtime()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                  transient=False) as bar:
+        t_load = bar.add_task("reading export", total=None, info="")
+
+        def on_load(r) -> None:
+            if r.lines % 200 == 0:
+                bar.update(t_load, completed=r.lines,
+                           info=f"posts +{r.posts_new} ~{r.posts_changed} files {r.files_ok} "
+                                f"skipped {r.skipped} errors {len(r.errors) + len(r.files_failed)}")
+
+        try:
+            load = BulkLoader(rt.db, on_line=on_load).load(path)
+        except ExportError as exc:
+            _fail(f"{exc}. Give a .jsonl file, a .zip made by `mmctl export create`, or a "
+                  "directory with import.jsonl.")
+            return
+        bar.update(t_load, total=load.lines, completed=load.lines,
+                   info=f"posts +{load.posts_new} ~{load.posts_changed} files {load.files_ok}")
+        t_idx = bar.add_task("indexing channels", total=None, info="loading embedding model")
+        indexer = make_indexer(rt)
+
+        def on_index(r, total) -> None:
+            bar.update(t_idx, total=total, completed=r.channels,
+                       info=f"threads {r.threads} chunks {r.chunks} (embedded {r.embedded}) "
+                            f"files {r.files}")
+
+        report = indexer.run(progress=on_index)
+        bar.update(t_idx, total=max(report.channels, 1), completed=max(report.channels, 1),
+                   info=f"threads {report.threads} chunks {report.chunks} "
+                        f"(embedded {report.embedded}) files {report.files}")
+    for line in load.errors:
+        console.print(f"[yellow]warning:[/] {line}")
+    for line in load.files_failed:
+        console.print(f"[yellow]skipped file:[/] {line}")
+    skipped = ", ".join(f"{k} x{v}" for k, v in sorted(load.skipped_types.items())) or "none"
+    out.print(
+        f"[bold green]ingested[/] {load.lines} lines: posts new {load.posts_new}, changed "
+        f"{load.posts_changed}, deleted {load.posts_deleted}; files indexed {load.files_ok}, "
+        f"failed {len(load.files_failed)}; line types skipped: {skipped}; errors {len(load.errors)}\n"
+        f"index: {report.channels} channels, {report.threads} threads, {report.chunks} chunks "
+        f"({report.embedded} embedded, {report.unchanged} unchanged, {report.deleted} removed)"
+    )
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    as_user: str = typer.Option(..., "--as", help="Search as this username (or user id)."),
+    k: int = typer.Option(8, "--k", min=1, max=100, help="Number of results."),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON document."),
+) -> None:
+    """Search with exactly the permissions of one Mattermost user."""
+    from rag.errors import OpenOpsError
+
+    rt = _runtime()
+    try:
+        resp = rt.search.search(as_user, query, k)
+    except OpenOpsError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(resp.to_dict(), indent=2) + "\n")
+        return
+    if not resp.results:
+        out.print(f"no results for @{as_user} (readable channels: {resp.scope_channels})")
+        return
+    out.print(f"[dim]{len(resp.results)} results for @{as_user}, {resp.scope_channels} readable "
+              f"channels, {resp.took_ms:.0f} ms[/]")
+    for i, r in enumerate(resp.results, 1):
+        where = f"~{r.channel_name}" if r.channel_type in ("O", "P") else r.channel_name
+        extra = f" [{r.source}: {r.file_name}]" if r.file_name else ""
+        out.print(f"\n[bold]{i}. {where}[/] ({r.team_name or r.channel_type}){extra} "
+                  f"score {r.score:.3f}" + (f"\n   {r.permalink}" if r.permalink else ""))
+        body = r.text.split("\n", 1)[-1]
+        out.print("   " + body[:600].replace("\n", "\n   "), markup=False, highlight=False)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("0.0.0.0", help="Interface to bind."),
+    port: int = typer.Option(8080, help="Port to bind."),
+    insecure_local: bool = typer.Option(
+        False, "--insecure-local",
+        help="Run without OPENOPS_API_KEY: no authentication, bound to 127.0.0.1 only."),
+) -> None:
+    """Start the HTTP API (FastAPI)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    rt = _runtime()
+    if not rt.settings.api_key and not insecure_local:
+        _fail("OPENOPS_API_KEY is not set. Set it (clients send `Authorization: Bearer <key>`), "
+              "or pass --insecure-local to run unauthenticated on 127.0.0.1 only.", code=2)
+    if insecure_local and not rt.settings.api_key:
+        host = "127.0.0.1"
+    application = create_app(rt, insecure_local=insecure_local and not rt.settings.api_key)
+    console.print(f"OpenOps API on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    app(args=argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

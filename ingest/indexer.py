@@ -1,0 +1,197 @@
+"""Brings the Chroma index in line with the post store, channel by channel.
+
+For each dirty channel: chunk its live posts and files, compare with the chunks Chroma holds for
+it (ids and content hashes), embed only what is new or changed, upsert, delete what vanished,
+then record the chunk count, bump the channel's index version and clear its dirty flag. A crash
+at any point leaves the channel dirty, and the next run redoes it idempotently: no duplicates
+(ids are deterministic), no gaps.
+
+Embedding runs in the caller's thread in batches that span channels; Chroma writes run in one
+writer thread, so writing one batch overlaps embedding the next."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlalchemy import select, update
+
+from rag.db import Channel, Database, File, Post, Team, User
+from rag.index import ChunkIndex
+
+from .chunking import ChannelInfo, Chunk, Chunker, FileDoc, Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexReport:
+    channels: int = 0
+    threads: int = 0
+    chunks: int = 0  # chunks the index holds for the channels processed
+    embedded: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    files: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    channel_id: str
+    chunks: list[Chunk]
+    stale: list[str]
+    todo: list[Chunk]
+    embeddings: object = None
+
+
+class Indexer:
+    def __init__(self, db: Database, index: ChunkIndex, embedder, chunker: Chunker,
+                 *, batch_texts: int = 256):
+        self.db = db
+        self.index = index
+        self.embedder = embedder
+        self.chunker = chunker
+        self.batch_texts = batch_texts
+
+    def dirty_channels(self) -> list[str]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Channel.id).where(Channel.dirty.is_(True))
+                                  .order_by(Channel.id)))
+
+    def _load(self, channel_id: str) -> tuple[ChannelInfo, list[Message], list[FileDoc]] | None:
+        with self.db.session() as s:
+            ch = s.get(Channel, channel_id)
+            if ch is None:
+                return None
+            team = s.get(Team, ch.team_id) if ch.team_id else None
+            info = ChannelInfo(id=ch.id, team_id=ch.team_id or "", type=ch.type, name=ch.name,
+                               display_name=ch.display_name, team_name=team.name if team else "")
+            posts = list(s.scalars(select(Post).where(Post.channel_id == channel_id,
+                                                      Post.delete_at == 0)))
+            dead_roots = set(s.scalars(select(Post.id).where(Post.channel_id == channel_id,
+                                                             Post.delete_at > 0)))
+            user_ids = {p.user_id for p in posts}
+            files = list(s.scalars(select(File).where(File.channel_id == channel_id,
+                                                      File.delete_at == 0, File.error == "")))
+            by_post = {p.id: p for p in posts}
+            user_ids |= {by_post[f.post_id].user_id for f in files if f.post_id in by_post}
+            users = {u.id: u for u in s.scalars(select(User).where(User.id.in_(list(user_ids))))}
+
+        def author(uid: str) -> str:
+            u = users.get(uid)
+            return f"{u.display_name} (@{u.username})" if u else f"@{uid}"
+
+        msgs = [
+            Message(p.id, p.root_id, p.user_id, author(p.user_id), p.create_at, p.message)
+            for p in posts
+            if p.root_id not in dead_roots and p.message.strip()
+        ]
+        docs = []
+        for f in files:
+            post = by_post.get(f.post_id)
+            if post is None or post.root_id in dead_roots or not f.text.strip():
+                continue
+            docs.append(FileDoc(f.id, post.id, post.root_id or post.id, post.user_id,
+                                author(post.user_id), f.create_at or post.create_at, f.name,
+                                f.kind, f.text))
+        return info, msgs, docs
+
+    def run(self, channel_ids: list[str] | None = None,
+            progress: Callable[[IndexReport, int], None] | None = None) -> IndexReport:
+        """Index the given (default: all dirty) channels; ``progress(report, channels_total)``."""
+        todo_ids = self.dirty_channels() if channel_ids is None else channel_ids
+        report = IndexReport()
+        total = len(todo_ids)
+        q: queue.Queue = queue.Queue(maxsize=2)
+        failure: list[BaseException] = []
+
+        def writer() -> None:
+            while True:
+                batch = q.get()
+                if batch is None:
+                    return
+                try:
+                    self._write(batch)
+                except BaseException as exc:  # noqa: BLE001 - reported by run()
+                    failure.append(exc)
+                    return
+                finally:
+                    if progress:
+                        progress(report, total)
+
+        t = threading.Thread(target=writer, name="openops-index-writer", daemon=True)
+        t.start()
+        pending: list[_Job] = []
+        pending_texts = 0
+        try:
+            for cid in todo_ids:
+                if failure:
+                    break
+                job = self._plan(cid, report)
+                if job is None:
+                    continue
+                pending.append(job)
+                pending_texts += len(job.todo)
+                if pending_texts >= self.batch_texts:
+                    self._embed(pending, report)
+                    q.put(pending)
+                    pending, pending_texts = [], 0
+            if pending and not failure:
+                self._embed(pending, report)
+                q.put(pending)
+        finally:
+            q.put(None)
+            t.join()
+        if failure:
+            raise failure[0]
+        return report
+
+    def _plan(self, cid: str, report: IndexReport) -> _Job | None:
+        loaded = self._load(cid)
+        if loaded is None:
+            return None
+        info, msgs, docs = loaded
+        chunks = self.chunker.chunk_channel(info, msgs, docs)
+        existing = self.index.channel_hashes(cid)
+        todo = [c for c in chunks if existing.get(c.id) != c.hash]
+        keep = {c.id for c in chunks}
+        stale = [i for i in existing if i not in keep]
+        report.channels += 1
+        report.threads += len({c.metadata["thread_id"] for c in chunks if c.metadata["source"] == "message"})
+        report.files += len(docs)
+        report.chunks += len(chunks)
+        report.unchanged += len(chunks) - len(todo)
+        report.deleted += len(stale)
+        return _Job(cid, chunks, stale, todo)
+
+    def _embed(self, jobs: list[_Job], report: IndexReport) -> None:
+        texts = [c.text for j in jobs for c in j.todo]
+        if not texts:
+            return
+        emb = self.embedder.encode(texts)
+        pos = 0
+        for j in jobs:
+            j.embeddings = emb[pos : pos + len(j.todo)]
+            pos += len(j.todo)
+        report.embedded += len(texts)
+
+    def _write(self, jobs: list[_Job]) -> None:
+        for j in jobs:
+            if j.stale:
+                self.index.delete(j.stale)
+            if j.todo:
+                self.index.upsert([c.id for c in j.todo], j.embeddings,
+                                  [c.text for c in j.todo], [c.metadata for c in j.todo])
+            with self.db.session() as s:
+                s.execute(
+                    update(Channel).where(Channel.id == j.channel_id).values(
+                        chunk_count=len(j.chunks),
+                        index_version=Channel.index_version + 1,
+                        dirty=False,
+                    )
+                )
+                s.commit()

@@ -1,0 +1,44 @@
+"""Ingest = load a source into the mirror and post store, then bring the index in line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .bulk import BulkLoader, LoadReport
+from .chunking import Chunker
+from .indexer import Indexer, IndexReport
+
+
+@dataclass
+class IngestReport:
+    load: LoadReport
+    index: IndexReport
+
+
+def make_chunker(runtime) -> Chunker:
+    tok = runtime.embedder.model.tokenizer
+
+    def count(text: str) -> int:
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    s = runtime.settings
+    return Chunker(count, max_tokens=min(s.chunk_tokens, runtime.embedder.max_tokens - 8),
+                   overlap=s.chunk_overlap_messages, window_gap_ms=s.window_gap_minutes * 60_000)
+
+
+def make_indexer(runtime) -> Indexer:
+    return Indexer(runtime.db, runtime.index, runtime.embedder, make_chunker(runtime))
+
+
+def ingest_path(
+    runtime,
+    path: str | Path,
+    *,
+    on_load: Callable[[LoadReport], None] | None = None,
+    on_index: Callable[[IndexReport, int], None] | None = None,
+) -> IngestReport:
+    load = BulkLoader(runtime.db, on_line=on_load).load(path)
+    index = make_indexer(runtime).run(progress=on_index)
+    return IngestReport(load, index)

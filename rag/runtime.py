@@ -1,0 +1,77 @@
+"""The composition root: settings -> database -> index -> embedder -> services.
+
+Built once by the CLI or the server and handed to whoever needs it; nothing is global.
+The embedder and Chroma are created on first use, so commands that need neither start fast."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+
+from .db import Database, open_database
+from .settings import Settings
+
+
+def offline_environment() -> None:
+    """Keep every library we use from phoning home or fetching models at run time."""
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "SCARF_NO_ANALYTICS": "true",
+        "ANONYMIZED_TELEMETRY": "False",
+        "TOKENIZERS_PARALLELISM": "false",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None):
+        offline_environment()
+        self.settings = settings or Settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    @cached_property
+    def db(self) -> Database:
+        return open_database(self.settings.resolved_database_url)
+
+    @cached_property
+    def chroma(self):
+        from .index import open_chroma
+
+        return open_chroma(self.settings.chroma_url, str(self.settings.chroma_path))
+
+    @cached_property
+    def index(self):
+        from .index import ChunkIndex
+
+        return ChunkIndex(
+            self.chroma,
+            self.settings.collection,
+            exact_scope_max_chunks=self.settings.exact_scope_max_chunks,
+            cache_max_chunks=self.settings.scope_cache_max_chunks,
+        )
+
+    @cached_property
+    def embedder(self):
+        from .embeddings import Embedder
+
+        with self._lock:
+            return Embedder(
+                self.settings.embedding_model,
+                dtype=self.settings.embedding_dtype,
+                batch_size=self.settings.embedding_batch_size,
+            )
+
+    @cached_property
+    def search(self):
+        from .search import SearchService
+
+        return SearchService(self.settings, self.db, self.index, self.embedder)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()

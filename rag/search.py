@@ -1,0 +1,128 @@
+"""Permission-scoped search: the one entry point every retrieval path goes through."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+
+from .db import Channel, Database, Team
+from .errors import InvalidRequest, UnknownUser
+from .index import ChunkIndex, Hit
+from .permissions import Scope, find_user, readable_scope
+from .settings import Settings
+
+MAX_K = 100
+
+
+@dataclass
+class SearchResult:
+    text: str
+    score: float
+    post_id: str
+    thread_id: str
+    channel_id: str
+    channel_name: str
+    team_name: str
+    channel_type: str
+    source: str
+    permalink: str | None
+    file_name: str | None
+    first_ts: int
+    last_ts: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    user_id: str | None
+    results: list[SearchResult]
+    scope_channels: int
+    took_ms: float
+
+    def to_dict(self) -> dict:
+        return {"results": [r.to_dict() for r in self.results]}
+
+
+class SearchService:
+    def __init__(self, settings: Settings, db: Database, index: ChunkIndex, embedder):
+        self.settings = settings
+        self.db = db
+        self.index = index
+        self.embedder = embedder
+
+    def scope_for(self, user: str) -> Scope:
+        with self.db.session() as s:
+            u = find_user(s, user)
+            if u is None:
+                raise UnknownUser(
+                    f"unknown user {user!r}: give a username or user id that the mirror knows "
+                    "(ingest the workspace first)"
+                )
+            return readable_scope(s, u.id, include_archived=self.settings.include_archived)
+
+    def retrieve(self, scope: Scope, query: str, k: int) -> list[Hit]:
+        qv = self.embedder.encode([query])[0]
+        total = None
+        if scope.chunk_count > self.index.exact_scope_max_chunks:
+            with self.db.session() as s:
+                from sqlalchemy import func
+
+                total = int(s.scalar(select(func.coalesce(func.sum(Channel.chunk_count), 0))))
+        hits = self.index.search(qv, scope, k, total=total)
+        # defence in depth: whatever the strategy, nothing outside the scope leaves this function
+        return [h for h in hits if scope.allows(str(h.metadata.get("channel_id", "")))]
+
+    def search(self, user: str, query: str, k: int = 8) -> SearchResponse:
+        if not query or not query.strip():
+            raise InvalidRequest("query: must not be empty")
+        if not 1 <= k <= MAX_K:
+            raise InvalidRequest(f"k: must be between 1 and {MAX_K}")
+        t0 = time.perf_counter()
+        scope = self.scope_for(user)
+        hits = self.retrieve(scope, query, k) if not scope.empty else []
+        results = self._present(hits)
+        return SearchResponse(scope.user_id, results, len(scope.channels),
+                              (time.perf_counter() - t0) * 1000)
+
+    def _present(self, hits: list[Hit]) -> list[SearchResult]:
+        if not hits:
+            return []
+        cids = {str(h.metadata.get("channel_id")) for h in hits}
+        with self.db.session() as s:
+            chans = {c.id: c for c in s.scalars(select(Channel).where(Channel.id.in_(cids)))}
+            tids = {c.team_id for c in chans.values() if c.team_id}
+            teams = {t.id: t for t in s.scalars(select(Team).where(Team.id.in_(tids)))}
+        base = (self.settings.mattermost_url or "").rstrip("/")
+        out = []
+        for h in hits:
+            m = h.metadata
+            ch = chans.get(str(m.get("channel_id")))
+            team = teams.get(ch.team_id) if ch and ch.team_id else None
+            post_id = str(m.get("post_id", ""))
+            team_slug = team.name if team else ""
+            permalink = None
+            if base and post_id:
+                # DMs and group messages have no team; Mattermost resolves /_redirect/pl/ for them
+                permalink = f"{base}/{team_slug or '_redirect'}/pl/{post_id}"
+            out.append(
+                SearchResult(
+                    text=h.text,
+                    score=round(h.score, 4),
+                    post_id=post_id,
+                    thread_id=str(m.get("thread_id", "")),
+                    channel_id=str(m.get("channel_id", "")),
+                    channel_name=ch.name if ch and ch.type in ("O", "P") else (ch.display_name if ch else ""),
+                    team_name=team_slug,
+                    channel_type=str(m.get("channel_type", ch.type if ch else "")),
+                    source=str(m.get("source", "message")),
+                    permalink=permalink,
+                    file_name=str(m.get("file_name")) or None,
+                    first_ts=int(m.get("first_ts", 0)),
+                    last_ts=int(m.get("last_ts", 0)),
+                )
+            )
+        return out

