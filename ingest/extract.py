@@ -71,8 +71,9 @@ import re
 import threading
 import unicodedata
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from spacy.language import Language
@@ -81,8 +82,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "SUPPORTED_EXTENSIONS",
     "Cue",
-    "ExtractionError",
     "Extracted",
+    "ExtractionError",
     "extract",
     "parse_webvtt",
 ]
@@ -229,7 +230,7 @@ def extract(filename: str, data: bytes) -> Extracted:
         result = reader(name, data)
     except ExtractionError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure means "corrupt file" to callers
+    except Exception as exc:  # -- any parser failure means "corrupt file" to callers
         logger.debug("extraction of %s failed", name, exc_info=True)
         raise ExtractionError(
             f"the file looks corrupt or malformed ({type(exc).__name__}: {_short(exc)})",
@@ -310,7 +311,7 @@ def _offline_spacy_pipeline() -> Language:
     try:
         if spacy.util.is_package(model):
             return spacy.load(model, exclude=["ner", "lemmatizer", "attribute_ruler"])
-    except Exception:  # noqa: BLE001 - a broken/incompatible model install: use the blank one
+    except Exception:  # -- broken/incompatible model install: use the blank one
         logger.debug("installed %s could not be loaded; using blank pipeline", model, exc_info=True)
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
@@ -351,24 +352,52 @@ def _read_docx(name: str, data: bytes) -> Extracted:
 
 
 def _read_pptx(name: str, data: bytes) -> Extracted:
-    package = _open_ooxml(name, data, required="ppt/presentation.xml", app="PowerPoint", ext=".pptx")
+    package = _open_ooxml(
+        name, data, required="ppt/presentation.xml", app="PowerPoint", ext=".pptx"
+    )
     _prepare_unstructured()
     from unstructured.partition.pptx import partition_pptx
 
     elements = partition_pptx(
         file=io.BytesIO(data),
         include_page_breaks=False,
-        include_slide_notes=True,
+        # -- unstructured emits a slide's notes *before* its content; they are appended after it
+        # -- below instead, so each slide reads title, body, notes. --
+        include_slide_notes=False,
         infer_table_structure=True,
         languages=[""],
     )
-    text = _elements_to_text(elements)
+    notes = _pptx_slide_notes(data)
+    by_slide: dict[int, list[Element]] = {}
+    for element in elements:
+        by_slide.setdefault(getattr(element.metadata, "page_number", None) or 0, []).append(element)
+    slides = []
+    for number in sorted(set(by_slide) | set(notes)):
+        slide_text = _elements_to_text(by_slide.get(number, []))
+        note = notes.get(number)
+        slides.append("\n\n".join(part for part in (slide_text, note) if part))
+    text = "\n\n".join(slide for slide in slides if slide)
     # -- A slide's title placeholder becomes Title with depth 0. Titles guessed by the text
     # -- heuristic get depth >= 1, so they are not used. --
     title = _first_title(elements, max_depth=0) or _ooxml_core_title(package)
     if title and title.strip().lower() == "powerpoint presentation":  # -- template default --
         title = None
     return Extracted(text=text, kind="file", title=title)
+
+
+def _pptx_slide_notes(data: bytes) -> dict[int, str]:
+    """Speaker notes by 1-based slide number (slides without notes are left out)."""
+    from pptx import Presentation
+
+    notes: dict[int, str] = {}
+    for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, start=1):
+        if not slide.has_notes_slide:
+            continue
+        frame = slide.notes_slide.notes_text_frame
+        text = _clean_block(frame.text) if frame is not None else ""
+        if text:
+            notes[number] = text
+    return notes
 
 
 def _read_html(name: str, data: bytes) -> Extracted:
@@ -494,8 +523,7 @@ def _open_ooxml(name: str, data: bytes, *, required: str, app: str, ext: str) ->
         )
     if sum(info.file_size for info in infos) > _MAX_OOXML_UNCOMPRESSED_BYTES:
         raise ExtractionError(
-            f"the {ext} package expands to more than "
-            f"{_MAX_OOXML_UNCOMPRESSED_BYTES // 2**20} MiB",
+            f"the {ext} package expands to more than {_MAX_OOXML_UNCOMPRESSED_BYTES // 2**20} MiB",
             filename=name,
             hint="Split the document or remove large embedded media",
         )
@@ -582,6 +610,7 @@ def _read_pdf(name: str, data: bytes) -> Extracted:
     interpreter = PDFPageInterpreter(resources, device)
 
     pages: list[str] = []
+    first_page: list[tuple[str, float | None]] = []
     page_errors: list[Exception] = []
     page_iter = iter(PDFPage.create_pages(document))
     while True:
@@ -589,20 +618,22 @@ def _read_pdf(name: str, data: bytes) -> Extracted:
             page = next(page_iter)
         except StopIteration:
             break
-        except Exception as exc:  # noqa: BLE001 - broken page tree: keep the pages read so far
+        except Exception as exc:  # -- broken page tree: keep pages read so far
             logger.debug("page tree of %s is broken", name, exc_info=True)
             page_errors.append(exc)
             break
         try:
             interpreter.process_page(page)
             layout = device.get_result()
-        except Exception as exc:  # noqa: BLE001 - one broken page shouldn't lose the rest
+        except Exception as exc:  # -- one broken page shouldn't lose the rest
             logger.debug("skipping unreadable page in %s", name, exc_info=True)
             page_errors.append(exc)
             continue
-        paragraphs = [p for p in (_pdf_box_text(t) for t in _pdf_text_boxes(layout)) if p]
+        paragraphs = [p for box in _pdf_text_boxes(layout) for p in _pdf_box_paragraphs(box)]
         if paragraphs:
-            pages.append("\n\n".join(paragraphs))
+            if not pages:
+                first_page = paragraphs
+            pages.append("\n\n".join(text for text, _ in paragraphs))
 
     if not pages and page_errors:
         first = page_errors[0]
@@ -611,7 +642,8 @@ def _read_pdf(name: str, data: bytes) -> Extracted:
             filename=name,
             hint="Re-export or print it to a new PDF and upload that",
         ) from first
-    return Extracted(text="\n\n".join(pages), kind="file", title=_pdf_info_title(document))
+    title = _pdf_info_title(document) or _pdf_heading_title(first_page)
+    return Extracted(text="\n\n".join(pages), kind="file", title=title)
 
 
 def _pdf_text_boxes(container: Any) -> Iterable[Any]:
@@ -625,9 +657,47 @@ def _pdf_text_boxes(container: Any) -> Iterable[Any]:
             yield from _pdf_text_boxes(obj)
 
 
-def _pdf_box_text(box: Any) -> str:
-    """One paragraph from a pdfminer text box: its lines joined with single spaces."""
-    return _clean_inline(box.get_text())
+def _pdf_box_paragraphs(box: Any) -> list[tuple[str, float | None]]:
+    """Paragraphs of one pdfminer text box as (text, font size), with each paragraph's lines
+    joined by spaces.
+
+    pdfminer often puts a heading and the paragraph below it in the same box. A new paragraph
+    starts wherever the main font size changes by more than 15 %.
+    """
+    from pdfminer.layout import LTChar, LTTextLine
+
+    groups: list[list[str]] = []
+    group_sizes: list[float | None] = []
+    group_size: float | None = None
+    for line in box:
+        if not isinstance(line, LTTextLine):
+            continue
+        sizes = [round(ch.size, 1) for ch in line if isinstance(ch, LTChar)]
+        size = max(set(sizes), key=sizes.count) if sizes else group_size
+        if not groups or (
+            size and group_size and abs(size - group_size) > 0.15 * max(size, group_size)
+        ):
+            groups.append([])
+            group_sizes.append(size)
+            group_size = size
+        groups[-1].append(line.get_text())
+    if not groups:  # -- a text container without lines: use its text as it is --
+        groups, group_sizes = [[box.get_text()]], [None]
+    paragraphs = [(_clean_inline(" ".join(g)), size) for g, size in zip(groups, group_sizes)]
+    return [(text, size) for text, size in paragraphs if text]
+
+
+def _pdf_heading_title(paragraphs: Sequence[tuple[str, float | None]]) -> str | None:
+    """The first paragraph of page one if it is short and set at least 15 % larger than the
+    page's most common font size, i.e. it looks like a heading."""
+    sizes = [size for _, size in paragraphs if size]
+    if not paragraphs or not sizes:
+        return None
+    body_size = max(set(sizes), key=sizes.count)
+    text, size = paragraphs[0]
+    if size and size >= 1.15 * body_size and len(text.split()) <= 20:
+        return text
+    return None
 
 
 def _pdf_info_title(document: Any) -> str | None:
@@ -647,12 +717,13 @@ def _pdf_info_title(document: Any) -> str | None:
                 continue
             title = _clean_inline(value)
             title = re.sub(r"^Microsoft (?:Word|PowerPoint) - ", "", title)
-            if not title or title.lower() in {"untitled", "anonymous", "title", "document"}:
+            placeholder = title.strip("()[]<> ").lower()
+            if placeholder in {"", "untitled", "anonymous", "title", "document", "no title"}:
                 continue
             if re.search(r"\.(?:docx?|pptx?|pdf|odt|rtf|txt|tex)$", title, re.IGNORECASE):
                 continue
             return title
-    except Exception:  # noqa: BLE001 - the info dict is optional and often malformed
+    except Exception:  # -- the info dict is optional, often malformed
         logger.debug("unreadable PDF info dictionary", exc_info=True)
     return None
 
@@ -715,7 +786,9 @@ _VTT_VOICE_RE = re.compile(r"<v(?:\.[^\s>]*)?(?:[ \t]+([^>]*))?>", re.IGNORECASE
 _VTT_TAG_RE = re.compile(r"<[^>]*>")
 _VTT_RUBY_TEXT_RE = re.compile(r"<rt>.*?</rt>", re.IGNORECASE | re.DOTALL)
 # -- "Jane Doe: text", as in Zoom transcripts (only used when no cue has a <v> tag) --
-_VTT_NAME_PREFIX_RE = re.compile(r"^(?P<name>[^\W\d][^:<>\n]{0,48}?)\s*:\s+(?P<text>\S.*)$", re.DOTALL)
+_VTT_NAME_PREFIX_RE = re.compile(
+    r"^(?P<name>[^\W\d][^:<>\n]{0,48}?)\s*:\s+(?P<text>\S.*)$", re.DOTALL
+)
 
 
 def parse_webvtt(text: str) -> list[Cue]:
@@ -886,7 +959,9 @@ def _render_transcript(cues: Sequence[Cue]) -> str:
 # Shared helpers
 # ------------------------------------------------------------------------------------------------
 
-_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_META_CHARSET_RE = re.compile(
+    rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE
+)
 
 
 def _decode_text(name: str, data: bytes, *, is_html: bool = False) -> str:
@@ -930,10 +1005,16 @@ def _decode_text(name: str, data: bytes, *, is_html: bool = False) -> str:
     try:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data[:1_000_000]).best()
-        if best is not None and best.encoding:
-            return data.decode(best.encoding, errors="replace")
-    except Exception:  # noqa: BLE001 - detection is best-effort
+        matches = list(from_bytes(data[:1_000_000]))
+        if matches:
+            # -- On short text several 8-bit code pages tie. When Windows-1252/Latin-1 is among
+            # -- the best guesses, use it: it is by far the most common legacy encoding. --
+            least_chaos = min(m.chaos for m in matches)
+            tied = [m for m in matches if m.chaos <= least_chaos + 0.01]
+            western = [m for m in tied if m.encoding in ("cp1252", "iso8859_15", "latin_1")]
+            chosen = western[0] if western else max(tied, key=lambda m: m.coherence)
+            return data.decode(chosen.encoding, errors="replace")
+    except Exception:  # -- charset detection is best-effort
         logger.debug("charset detection failed for %s", name, exc_info=True)
     return data.decode("cp1252", errors="replace")
 
