@@ -135,6 +135,8 @@ def serve(
     if insecure_local and not rt.settings.api_key:
         host = "127.0.0.1"
     application = create_app(rt, insecure_local=insecure_local and not rt.settings.api_key)
+    console.print("loading the embedding model...")
+    rt.embedder  # noqa: B018 - load before accepting requests, so the first query is fast
     console.print(f"OpenOps API on http://{host}:{port} (docs at /docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
 

@@ -689,11 +689,14 @@ def _pdf_box_paragraphs(box: Any) -> list[tuple[str, float | None]]:
 
 def _pdf_heading_title(paragraphs: Sequence[tuple[str, float | None]]) -> str | None:
     """The first paragraph of page one if it is short and set at least 15 % larger than the
-    page's most common font size, i.e. it looks like a heading."""
-    sizes = [size for _, size in paragraphs if size]
-    if not paragraphs or not sizes:
+    page's body text (the font size carrying the most characters), i.e. it looks like a heading."""
+    chars_by_size: dict[float, int] = {}
+    for text, size in paragraphs:
+        if size:
+            chars_by_size[size] = chars_by_size.get(size, 0) + len(text)
+    if not paragraphs or not chars_by_size:
         return None
-    body_size = max(set(sizes), key=sizes.count)
+    body_size = max(chars_by_size, key=lambda s: chars_by_size[s])
     text, size = paragraphs[0]
     if size and size >= 1.15 * body_size and len(text.split()) <= 20:
         return text

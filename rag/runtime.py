@@ -70,7 +70,7 @@ class Runtime:
     def search(self):
         from .search import SearchService
 
-        return SearchService(self.settings, self.db, self.index, self.embedder)
+        return SearchService(self.settings, self.db, self.index, lambda: self.embedder)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -52,7 +52,13 @@ class SearchService:
         self.settings = settings
         self.db = db
         self.index = index
-        self.embedder = embedder
+        self._embedder = embedder  # the embedder, or a callable returning it (loaded lazily)
+
+    @property
+    def embedder(self):
+        if callable(self._embedder) and not hasattr(self._embedder, "encode"):
+            self._embedder = self._embedder()
+        return self._embedder
 
     def scope_for(self, user: str) -> Scope:
         with self.db.session() as s:
