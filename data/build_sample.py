@@ -1005,7 +1005,7 @@ thread(P + "benefits", "11-02 11:00", "rachel.adeyemi", """
     """,
     replies=[
         (25, "jonas.becker", "IT support over the break: emergencies only, via the on-call phone"),
-        (40, "maria.gonzalez", "Eng on-call schedule for the break will be out by Dec 1."),
+        (40, "maria.gonzalez", "Eng on-call schedule for the break will be out by Nov 27."),
     ])
 
 thread(P + "onboarding", "10-19 08:00", "jonas.becker", """
@@ -1909,6 +1909,7 @@ def main(argv=None) -> int:
     ap.add_argument("--check-only", action="store_true")
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args(argv)
+    sys.dont_write_bytecode = True
     sys.path.insert(0, str(HERE))
     import check_sample
 

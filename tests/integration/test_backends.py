@@ -1,0 +1,51 @@
+"""The other backends: a Chroma server (`chroma run`) and the Alembic migrations."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from ingest.pipeline import ingest_path
+from rag.db import Base, open_database
+from tests.integration.test_permissions import FACTS, visible, workspace
+
+
+def test_chroma_server_mode_ingests_and_searches(make_runtime, chroma_server, tmp_path):
+    rt = make_runtime(chroma_url=chroma_server)
+    report = ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
+    assert rt.index.count() == report.index.chunks > 0
+    assert not (rt.settings.home / "chroma").exists()  # nothing embedded on disk
+    assert "eng-private" in visible(rt, "alice.a")
+    assert "eng-private" not in visible(rt, "bob.b")
+    # idempotent against the server too
+    again = ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
+    assert again.index.embedded == 0 and rt.index.count() == report.index.chunks
+    hits = rt.search.search("alice.a", "when does the password rotate", k=1).results
+    assert FACTS["eng-private"] in hits[0].text
+
+
+def test_migrations_build_the_model_schema(db_kind, make_runtime):
+    rt = make_runtime(db_kind)
+    insp = inspect(rt.db.engine)
+    tables = set(insp.get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+    assert "alembic_version" in tables
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with rt.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations disagree: {diff}"
+    # upgrading again is a no-op
+    again = open_database(rt.settings.resolved_database_url)
+    again.dispose()
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgresql://u@h:5432/db", "postgresql+psycopg://u@h:5432/db"),
+    ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+])
+def test_database_url_uses_psycopg3(url, expected):
+    from rag.settings import Settings
+
+    assert Settings(database_url=url, _env_file=None).resolved_database_url == expected
