@@ -21,6 +21,7 @@ def offline_environment() -> None:
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "DO_NOT_TRACK": "1",
         "SCARF_NO_ANALYTICS": "true",
+        "UNSTRUCTURED_DISABLE_NOTICE": "1",
         "ANONYMIZED_TELEMETRY": "False",
         "TOKENIZERS_PARALLELISM": "false",
     }.items():

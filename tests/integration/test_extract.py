@@ -466,7 +466,7 @@ def test_unsupported_type(name: str) -> None:
     assert ".pdf" in str(info.value)  # -- tells the user what is supported --
 
 
-def test_extension_is_case_insensitive_and_path_is_ignored(run, tmp_path: Path) -> None:
+def test_extension_is_case_insensitive_and_path_is_ignored() -> None:
     result = extract("/some/dir/NOTES.TXT", b"Upper-case extension works fine.")
     assert result.text == "Upper-case extension works fine."
 
