@@ -319,7 +319,7 @@ def build(cache: Cache, budget_s: float) -> bool:
     plan = make_plan(cfg)
     fp = plan.fingerprint()
     log(f"  plan: {len(plan.texts):,} texts from {plan.available_texts:,} distinct 1-3 turn windows "
-        f"of {plan.sources} dialogues/meetings ({plan.sources_split} continue in a 2nd channel); "
+        f"of {plan.sources} dialogues/meetings ({plan.sources_split} span 2+ channels); "
         f"channel sizes {int(plan.channel_sizes.max()):,} max, "
         f"{int(np.median(plan.channel_sizes))} median, {int(plan.channel_sizes.min())} min "
         f"[{time.perf_counter() - t:.1f}s]")

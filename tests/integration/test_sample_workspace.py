@@ -1,0 +1,65 @@
+"""The shipped sample workspace ingests cleanly and shows permissions at work."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.pipeline import ingest_path
+from tests.conftest import ROOT
+
+SAMPLE = ROOT / "data" / "sample-workspace"
+
+
+@pytest.fixture(scope="module")
+def rt(embedder, tmp_path_factory):
+    import uuid
+
+    from rag.runtime import Runtime
+    from rag.settings import Settings
+
+    rt = Runtime(Settings(home=tmp_path_factory.mktemp("sample"), _env_file=None,
+                          collection=f"s{uuid.uuid4().hex[:10]}"))
+    rt.__dict__["embedder"] = embedder
+    rt.report = ingest_path(rt, SAMPLE)
+    yield rt
+    rt.close()
+
+
+def texts(rt, user: str, query: str, k: int = 8) -> str:
+    return "\n".join(r.text for r in rt.search.search(user, query, k=k).results)
+
+
+def test_everything_ingests_without_errors(rt):
+    load = rt.report.load
+    assert load.errors == [] and load.files_failed == []
+    assert load.files_ok == 7 and load.posts_new >= 390
+    assert rt.report.index.threads >= 45
+    sources = {m["source"] for m in rt.index.collection.get(include=["metadatas"])["metadatas"]}
+    assert sources == {"message", "file", "transcript"}
+
+
+def test_incident_details_only_for_the_private_channel(rt):
+    q = "security incident root cause leaked AWS key export-worker"
+    assert "export-worker" in texts(rt, "aisha.khan", q)
+    assert "export-worker" not in texts(rt, "lucas.moreau", q, k=30)
+    assert texts(rt, "olivia.brooks", q, k=30).count("security-incident") == 0
+
+
+def test_postmortem_pdf_inherits_private_permissions(rt):
+    hits = rt.search.search("aisha.khan", "post-mortem SEC-2026-014 timeline", k=8).results
+    assert any(h.file_name == "SEC-2026-014-postmortem.pdf" for h in hits)
+    for user in ("lucas.moreau", "marco.rossi", "chloe.dubois"):
+        hits = rt.search.search(user, "post-mortem SEC-2026-014 timeline", k=30).results
+        assert all(h.file_name != "SEC-2026-014-postmortem.pdf" for h in hits)
+
+
+def test_guest_sees_only_their_channels_and_deactivated_user_nothing(rt):
+    channels = {r.channel_name for r in
+                rt.search.search("chloe.dubois", "draft review", k=50).results}
+    assert channels <= {"blog-drafts", "agency-copperleaf"}
+    assert rt.search.search("ben.carter", "release", k=5).results == []
+
+
+def test_transcript_is_searchable(rt):
+    hits = rt.search.search("maria.gonzalez", "product sync meeting action items", k=8).results
+    assert any(h.source == "transcript" for h in hits)
