@@ -14,9 +14,10 @@ import hashlib
 import json
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session

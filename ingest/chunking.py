@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Sequence
+from datetime import UTC, datetime
 
 TokenCounter = Callable[[str], int]
 
@@ -70,7 +70,7 @@ def stable_id(*parts: str, length: int = 32) -> str:
 
 
 def fmt_time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 class Chunker:
@@ -90,7 +90,7 @@ class Chunker:
 
     # ---- helpers --------------------------------------------------------------------------
     def _split_long(self, text: str, budget: int) -> list[str]:
-        if self._splitter is None or self._splitter._chunk_size != budget:  # noqa: SLF001
+        if self._splitter is None or self._splitter._chunk_size != budget:
             from langchain_text_splitters import RecursiveCharacterTextSplitter
 
             self._splitter = RecursiveCharacterTextSplitter(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -59,8 +59,11 @@ class Embedder:
         dim = getattr(self.model, "get_embedding_dimension", None) or (
             self.model.get_sentence_embedding_dimension
         )
-        self.dimension = int(dim())
-        self.max_tokens = int(self.model.max_seq_length)
+        dimension = dim()
+        if dimension is None:
+            raise RuntimeError(f"{self.name}: the model does not report its embedding dimension")
+        self.dimension = int(dimension)
+        self.max_tokens = int(self.model.max_seq_length or 256)
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self.bf16 = False

@@ -15,8 +15,9 @@ import logging
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -218,7 +219,11 @@ class ChunkIndex:
         share = min(1.0, readable / total)
         n = min(total, math.ceil(k / share * 1.5) + k)
         while True:
-            hits = [h for h in self.search_unfiltered(query, n) if scope.allows(str(h.metadata.get("channel_id")))]
+            hits = [
+                h
+                for h in self.search_unfiltered(query, n)
+                if scope.allows(str(h.metadata.get("channel_id")))
+            ]
             if len(hits) >= k or n >= total:
                 return hits[:k]
             if n >= 4096:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -17,10 +17,90 @@ from scipy import sparse
 N_FEATURES = 1 << 20
 _TOKEN = re.compile(r"[\w][\w.\-/@']*[\w]|[\w]", re.UNICODE)
 STOP = frozenset(
-    """a an and are as at be but by can could did do does for from had has have how i if in into
-    is it its me my no not of on or our so that the their them then there these they this to
-    was we were what when where which who whom why will with would you your i'm it's let's just
-    also about any all been being than too very up out over what's should shall may might""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "i'm",
+        "it's",
+        "let's",
+        "just",
+        "also",
+        "about",
+        "any",
+        "all",
+        "been",
+        "being",
+        "than",
+        "too",
+        "very",
+        "up",
+        "out",
+        "over",
+        "what's",
+        "should",
+        "shall",
+        "may",
+        "might",
+    ]
 )
 K1 = 1.2
 B = 0.75

@@ -47,7 +47,7 @@ class Scope:
 def find_user(session: Session, who: str) -> User | None:
     """A user by username (with or without a leading @) or by id."""
     who = who.strip()
-    name = who[1:] if who.startswith("@") else who
+    name = who.removeprefix("@")
     user = session.scalar(select(User).where(User.username == name))
     if user is None:
         user = session.get(User, who)

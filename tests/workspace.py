@@ -19,11 +19,11 @@ class WS:
     dposts: list[dict] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)  # raw lines appended as they are
 
-    def team(self, name: str) -> "WS":
+    def team(self, name: str) -> WS:
         self.teams.append({"name": name, "display_name": name.title(), "type": "O"})
         return self
 
-    def channel(self, team: str, name: str, type_: str = "O", archived: bool = False) -> "WS":
+    def channel(self, team: str, name: str, type_: str = "O", archived: bool = False) -> WS:
         c = {"team": team, "name": name, "display_name": name.replace("-", " ").title(),
              "type": type_}
         if archived:
@@ -32,7 +32,7 @@ class WS:
         return self
 
     def user(self, username: str, teams: dict[str, list[str]], *, guest: bool = False,
-             deactivated: bool = False, position: str = "") -> "WS":
+             deactivated: bool = False, position: str = "") -> WS:
         first, _, last = username.partition(".")
         self.users.append({
             "username": username, "email": f"{username}@example.com",
@@ -49,7 +49,7 @@ class WS:
         return self
 
     def post(self, team: str, channel: str, user: str, message: str, at: int = 0,
-             replies: list[tuple[str, str]] = (), attachments: list[str] = (), **extra) -> "WS":
+             replies: list[tuple[str, str]] = (), attachments: list[str] = (), **extra) -> WS:
         p = {"team": team, "channel": channel, "user": user, "message": message,
              "create_at": T0 + at * 60_000, "props": {},
              "replies": [{"user": u, "message": m, "create_at": T0 + at * 60_000 + (i + 1) * 1000}
@@ -58,7 +58,7 @@ class WS:
         self.posts.append(p)
         return self
 
-    def direct(self, members: list[str], user: str, message: str, at: int = 0) -> "WS":
+    def direct(self, members: list[str], user: str, message: str, at: int = 0) -> WS:
         if not any(sorted(d["members"]) == sorted(members) for d in self.directs):
             self.directs.append({"members": members})
         self.dposts.append({"channel_members": members, "user": user, "message": message,

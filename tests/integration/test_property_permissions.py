@@ -59,7 +59,7 @@ def build(spec) -> tuple[WS, dict[str, str]]:
         ws.user(u["name"], u["teams"], guest=u["guest"], deactivated=u["deactivated"])
     marker: dict[str, str] = {}  # marker -> channel key
     counter = itertools.count()
-    for t, name, ctype, _ in spec["channels"]:
+    for t, name, _ctype, _ in spec["channels"]:
         members = [u["name"] for u in spec["users"] if name in u["teams"].get(t, [])]
         author = members[0] if members else spec["users"][0]["name"]
         if not members:  # the importer requires an author; make them a channel member
