@@ -112,6 +112,18 @@ class _Source:
             self._zip.close()
 
 
+def _validate_post(p: dict) -> None:
+    """Everything a post line needs, checked before any of it is written."""
+    for item in [p, *(p.get("replies") or [])]:
+        if not isinstance(item, dict):
+            raise ValueError("a reply is not an object")
+        if not isinstance(item.get("user"), str) or not item["user"]:
+            raise ValueError("post without a user")
+        if not isinstance(item.get("message"), str):
+            raise ValueError("post without a message string")
+        int(item["create_at"])
+
+
 def _roles_guest(*roles: str | None) -> bool:
     return any(r in GUEST_ROLES for s in roles if s for r in s.split())
 
@@ -129,6 +141,17 @@ class BulkLoader:
         self._extract = extract
         self.on_line = on_line
         self.commit_every = commit_every
+        self._known: dict[type, set[str]] = {}
+
+    def _exists(self, s: Session, model: type, key: str) -> bool:
+        """Whether a row exists, remembering hits (the session's identity map is weak)."""
+        known = self._known.setdefault(model, set())
+        if key in known:
+            return True
+        if s.get(model, key) is not None:
+            known.add(key)
+            return True
+        return False
 
     # ---- entry point ----------------------------------------------------------------------
     def load(self, path: str | Path) -> LoadReport:
@@ -151,8 +174,12 @@ class BulkLoader:
                     kind = obj["type"]
                     report.types[kind] += 1
                     try:
-                        with s.begin_nested():
+                        if kind in ("post", "direct_post"):
+                            # validated before anything is written: no savepoint needed
                             self._apply(s, src, kind, obj, report, pending_dirty)
+                        else:
+                            with s.begin_nested():
+                                self._apply(s, src, kind, obj, report, pending_dirty)
                     except (KeyError, TypeError, ValueError) as exc:
                         report.errors.append(f"line {n}: invalid {kind} ({exc!s})")
                     if report.lines % self.commit_every == 0:
@@ -189,15 +216,17 @@ class BulkLoader:
             self._direct_channel(s, obj["direct_channel"])
         elif kind == "post":
             p = obj["post"]
+            _validate_post(p)
             cid = ids.channel_id(p["team"], p["channel"])
-            if s.get(Channel, cid) is None:
+            if not self._exists(s, Channel, cid):
                 raise ValueError(f"post in unknown channel {p['team']}/{p['channel']}")
             self._post(s, src, cid, p, report, dirty)
         elif kind == "direct_post":
             p = obj["direct_post"]
+            _validate_post(p)
             members = [str(m) for m in p["channel_members"]]
             cid = ids.direct_channel_id(members)
-            if s.get(Channel, cid) is None:
+            if not self._exists(s, Channel, cid):
                 self._direct_channel(s, {"members": members})
             self._post(s, src, cid, p, report, dirty)
         elif kind in KNOWN_TYPES:
@@ -323,11 +352,10 @@ class BulkLoader:
     def _store_post(self, s: Session, cid: str, pid: str, root: str, p: dict,
                     report: LoadReport, dirty: set[str]) -> None:
         uid = ids.user_id(p["user"])
-        if s.get(User, uid) is None:
+        if not self._exists(s, User, uid):
             self._upsert_user(s, p["user"])
-        message = p.get("message")
-        if not isinstance(message, str):
-            raise ValueError("post without a message string")
+            self._known.setdefault(User, set()).add(uid)
+        message = p["message"]
         values = dict(
             channel_id=cid, root_id=root, user_id=uid, message=message,
             type=p.get("type") or "", create_at=int(p["create_at"]),

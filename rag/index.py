@@ -82,6 +82,44 @@ class _ChannelCache:
                 self.rows -= len(old_ids)
 
 
+class _ScopeCache:
+    """Assembled (ids, matrix) of whole scopes, keyed by their channels and versions, so that a
+    user's repeated queries skip re-stacking their channels' rows (the dominant cost of a warm
+    exact query over ~20k rows). Bounded by total rows; any channel write changes the key."""
+
+    def __init__(self, max_rows: int, max_entries: int = 64):
+        self.max_rows = max_rows
+        self.max_entries = max_entries
+        self.rows = 0
+        self._data: OrderedDict[int, tuple[tuple, list[str], np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(scope: Scope) -> tuple:
+        return tuple(sorted((c, v) for c, (n, v) in scope.channels.items() if n > 0))
+
+    def get(self, key: tuple) -> tuple[list[str], np.ndarray] | None:
+        with self._lock:
+            item = self._data.get(hash(key))
+            if item is None or item[0] != key:
+                return None
+            self._data.move_to_end(hash(key))
+            return item[1], item[2]
+
+    def put(self, key: tuple, ids: list[str], mat: np.ndarray) -> None:
+        if len(ids) > self.max_rows:
+            return
+        with self._lock:
+            old = self._data.pop(hash(key), None)
+            if old is not None:
+                self.rows -= len(old[1])
+            self._data[hash(key)] = (key, ids, mat)
+            self.rows += len(ids)
+            while (self.rows > self.max_rows or len(self._data) > self.max_entries) and self._data:
+                _, (_, old_ids, _) = self._data.popitem(last=False)
+                self.rows -= len(old_ids)
+
+
 class ChunkIndex:
     def __init__(
         self,
@@ -100,6 +138,7 @@ class ChunkIndex:
         )
         self.exact_scope_max_chunks = exact_scope_max_chunks
         self._cache = _ChannelCache(cache_max_chunks)
+        self._scopes = _ScopeCache(max(exact_scope_max_chunks * 4, 1))
         try:
             self.max_batch = int(client.get_max_batch_size())
         except Exception:  # pragma: no cover - older servers
@@ -181,8 +220,17 @@ class ChunkIndex:
             if i in by_id
         ]
 
-    def search_exact(self, query: np.ndarray, scope: Scope, k: int) -> list[Hit]:
+    def _scope_embeddings(self, scope: Scope) -> tuple[list[str], np.ndarray]:
+        key = _ScopeCache.key(scope)
+        hit = self._scopes.get(key)
+        if hit is not None:
+            return hit
         ids, mat = self._channel_embeddings(scope)
+        self._scopes.put(key, ids, mat)
+        return ids, mat
+
+    def search_exact(self, query: np.ndarray, scope: Scope, k: int) -> list[Hit]:
+        ids, mat = self._scope_embeddings(scope)
         if not ids:
             return []
         sims = mat @ query.astype(np.float32)
