@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -157,3 +158,70 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     if upgrade:
         migrate(engine)
     return Database(engine=engine, session=sessionmaker(engine, expire_on_commit=False))
+
+
+# ---- answers, conversations, feedback, audit (issue 3) ------------------------------------
+class Conversation(Base):
+    """A thread of questions and answers; a summary is a conversation whose context is its
+    source posts. ``channel_ids`` lists every channel whose content it used."""
+
+    __tablename__ = "conversations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="ask")  # ask | summary
+    title: Mapped[str] = mapped_column(String(512), default="")
+    source_post_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    channel_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    params: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what was summarised
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConversationMessage(Base):
+    __tablename__ = "conversation_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    content: Mapped[str] = mapped_column(Text)
+    answer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text, default="")
+    sources: Mapped[str] = mapped_column(Text, default="[]")  # JSON
+    model: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    answer_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    rating: Mapped[str] = mapped_column(String(8))  # up | down
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # search | ask | summary
+    question: Mapped[str] = mapped_column(Text, default="")
+    channel_ids: Mapped[str] = mapped_column(Text, default="[]")
+    source_ids: Mapped[str] = mapped_column(Text, default="[]")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    answer_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -11,3 +11,7 @@ class UnknownUser(OpenOpsError):
 
 class InvalidRequest(OpenOpsError):
     status = 422
+
+
+class NotFound(OpenOpsError):
+    status = 404

@@ -73,6 +73,40 @@ class Runtime:
 
         return SearchService(self.settings, self.db, self.index, lambda: self.embedder)
 
+    @cached_property
+    def generator(self):
+        """The configured language model, or None for the extractive mode."""
+        spec = self.settings.llm.strip()
+        if spec in ("", "extractive"):
+            return None
+        from .llm.factory import make_generator
+
+        s = self.settings
+        return make_generator(spec, base_url=s.llm_base_url, api_key=s.llm_api_key,
+                              timeout_s=s.llm_timeout_s, max_retries=s.llm_max_retries,
+                              azure_endpoint=s.azure_openai_endpoint,
+                              azure_api_version=s.azure_openai_api_version,
+                              context_tokens=s.llm_context_tokens)
+
+    @cached_property
+    def metrics(self):
+        from .metrics import Metrics
+
+        def size() -> float:
+            try:
+                return float(self.index.count())
+            except Exception:  # noqa: BLE001 - a scrape must not fail on a busy index
+                return float("nan")
+
+        return Metrics(size)
+
+    @cached_property
+    def answers(self):
+        from .answer import AnswerService
+
+        return AnswerService(self.settings, self.db, self.search, self.generator,
+                             metrics=self.metrics)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()

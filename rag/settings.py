@@ -66,6 +66,37 @@ class Settings(BaseSettings):
         400000, description="Embeddings kept in the per-process scope cache (LRU by channel)."
     )
 
+    # ---- answers ----------------------------------------------------------------------------
+    llm: str = Field(
+        "extractive",
+        description="Answer generator: extractive (no model, no network), openai:<model>, "
+        "azure_openai:<deployment>, anthropic:<model>, openai_compatible:<model>.",
+    )
+    llm_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server (LocalAI, Ollama, vLLM...)."
+    )
+    llm_api_key: str | None = Field(
+        None,
+        description="API key of the LLM provider (default: OPENAI_API_KEY, AZURE_OPENAI_API_KEY "
+        "or ANTHROPIC_API_KEY).",
+    )
+    llm_timeout_s: float = Field(60.0, description="Seconds to wait for the provider.")
+    llm_max_retries: int = Field(3, description="Retries on 429/5xx before the first token.")
+    llm_context_tokens: int = Field(
+        8192, description="Token budget of the model's context window (prompt + answer)."
+    )
+    azure_openai_endpoint: str | None = Field(None, description="Azure OpenAI endpoint URL.")
+    azure_openai_api_version: str = Field(
+        "2024-10-21", description="Azure OpenAI API version."
+    )
+    answer_sources: int = Field(8, description="Chunks retrieved for an answer.")
+    admin_api_key: str | None = Field(
+        None, description="Bearer token for admin endpoints (audit log, playground user picker)."
+    )
+    audit_answer_text: bool = Field(
+        True, description="Keep the answer text in the audit log (off: only metadata)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,0 +1,176 @@
+"""The extractive mode: answers and summaries made only of sentences from the sources.
+
+No language model and no network. Answers pick the sentences most similar to the question
+(sentence embeddings), diversified with maximal marginal relevance, de-duplicated, and put back
+in source order with the citation of the source each came from. Summaries rank sentences with
+LexRank (PageRank over the cosine-similarity graph of sentence embeddings) and sort them into
+key points, decisions, action items and open questions by cue phrases."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+LINE = re.compile(
+    r"^(?P<author>.+?) \(@(?P<username>[\w.\-]+)\) (?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d): (?P<text>.*)$"
+)
+TRANSCRIPT = re.compile(r"^\[(?P<ts>\d\d:\d\d:\d\d)\] (?P<author>[^:]{1,60}): (?P<text>.*)$")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[*]?[A-Z0-9@#])")
+MD_NOISE = re.compile(r"(\*\*|__|`|^#+\s*|^[-*+]\s+|^\d+\.\s+)")
+URL = re.compile(r"https?://\S+")
+
+DECISION = re.compile(
+    r"\b(decision|decided|we(?:'ll| will) go with|let's go with|agreed|approved|going with|"
+    r"final call|we're going|ship it|sign(?:ed)? off)\b", re.I)
+ACTION = re.compile(
+    r"\b(action item|todo|to-do|i'll|i will|will (?:do|take|send|write|prepare|update|fix|own|"
+    r"follow up|ping|draft|review|check)|can you|please|owner|assigned|by (?:mon|tue|wed|thu|fri|"
+    r"eod|end of|tomorrow|next week)\w*|due)\b", re.I)
+
+
+@dataclass
+class Sentence:
+    text: str  # the sentence, markdown noise removed
+    source: int  # index of the source it came from (0-based)
+    order: int  # position in the concatenated sources
+    author: str = ""
+
+
+def split_source(text: str, source: int, start: int = 0) -> list[Sentence]:
+    """Sentences of one chunk, skipping its header lines, keeping each line's author."""
+    out: list[Sentence] = []
+    author = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("Channel ~", "Direct message ", "Group message ")) or (
+            line.startswith(("File ", "Transcript ")) and ", shared by " in line
+        ):
+            continue
+        m = LINE.match(line) or TRANSCRIPT.match(line)
+        if m:
+            author, line = m.group("author").strip(), m.group("text")
+        for part in SENTENCE_END.split(line):
+            clean = MD_NOISE.sub("", URL.sub("", part)).strip(" -*|")
+            clean = re.sub(r"\s+", " ", clean)
+            if len(clean) < 20 or len(clean.split()) < 5:
+                continue
+            out.append(Sentence(clean, source, start + len(out), author))
+    return out
+
+
+def _dedupe(sentences: list[Sentence], emb: np.ndarray, threshold: float = 0.92):
+    keep: list[int] = []
+    seen: set[str] = set()
+    for i, s in enumerate(sentences):
+        key = s.text.lower()
+        if key in seen:
+            continue
+        if keep and float(np.max(emb[keep] @ emb[i])) >= threshold:
+            continue
+        seen.add(key)
+        keep.append(i)
+    return [sentences[i] for i in keep], emb[keep]
+
+
+def mmr(query: np.ndarray, emb: np.ndarray, n: int, lam: float = 0.7) -> list[int]:
+    """Maximal marginal relevance: relevant to the query, different from what is chosen."""
+    if len(emb) == 0:
+        return []
+    rel = emb @ query
+    chosen: list[int] = []
+    candidates = list(range(len(emb)))
+    while candidates and len(chosen) < n:
+        if chosen:
+            red = np.max(emb[candidates] @ emb[chosen].T, axis=1)
+        else:
+            red = np.zeros(len(candidates))
+        scores = lam * rel[candidates] - (1 - lam) * red
+        best = candidates[int(np.argmax(scores))]
+        chosen.append(best)
+        candidates.remove(best)
+    return chosen
+
+
+def lexrank(emb: np.ndarray, threshold: float = 0.1, damping: float = 0.85,
+            iterations: int = 100) -> np.ndarray:
+    """LexRank centrality over the cosine graph of (normalised) sentence embeddings."""
+    n = len(emb)
+    if n == 0:
+        return np.zeros(0)
+    sim = emb @ emb.T
+    adj = np.where(sim > threshold, sim, 0.0)
+    np.fill_diagonal(adj, 0.0)
+    rows = adj.sum(axis=1, keepdims=True)
+    rows[rows == 0] = 1.0
+    trans = adj / rows
+    scores = np.full(n, 1.0 / n)
+    for _ in range(iterations):
+        new = (1 - damping) / n + damping * trans.T @ scores
+        if np.abs(new - scores).sum() < 1e-8:
+            break
+        scores = new
+    return scores
+
+
+class Extractive:
+    """Answers and summaries from source sentences only; needs just the embedder."""
+
+    name = "extractive"
+    notice = "Extractive answer (no language model): the most relevant sentences of the sources."
+
+    def __init__(self, embedder, *, max_sentences: int = 5, min_similarity: float = 0.25):
+        self.embedder = embedder
+        self.max_sentences = max_sentences
+        self.min_similarity = min_similarity
+
+    def sentences(self, texts: list[str]) -> list[Sentence]:
+        out: list[Sentence] = []
+        for i, t in enumerate(texts):
+            out.extend(split_source(t, i, len(out)))
+        return out
+
+    def answer(self, question: str, texts: list[str]) -> list[Sentence]:
+        """The chosen sentences, in source order (empty when nothing is relevant)."""
+        sents = self.sentences(texts)
+        if not sents:
+            return []
+        emb = self.embedder.encode([s.text for s in sents])
+        sents, emb = _dedupe(sents, emb)
+        q = self.embedder.encode([question])[0]
+        rel = emb @ q
+        picked = [i for i in mmr(q, emb, self.max_sentences) if rel[i] >= self.min_similarity]
+        if not picked and len(rel):
+            picked = [int(np.argmax(rel))]
+        return sorted((sents[i] for i in picked), key=lambda s: s.order)
+
+    def summarize(self, texts: list[str], *, n_points: int = 6, boost: Sequence[str] = ()) -> dict:
+        """Key points (LexRank), decisions, action items, open questions; each a Sentence."""
+        sents = self.sentences(texts)
+        if not sents:
+            return {"key_points": [], "decisions": [], "action_items": [], "open_questions": []}
+        emb = self.embedder.encode([s.text for s in sents])
+        sents, emb = _dedupe(sents, emb)
+        scores = lexrank(emb)
+        for i, s in enumerate(sents):  # personalisation: what names or concerns the reader
+            if any(b and b.lower() in s.text.lower() for b in boost):
+                scores[i] *= 1.5
+        decisions = [s for s in sents if DECISION.search(s.text)]
+        actions = [s for s in sents if ACTION.search(s.text) and s not in decisions]
+        questions = [s for s in sents if s.text.rstrip().endswith("?")]
+        # an open question is one that nobody else answers in the next two sentences
+        pos = {id(s): i for i, s in enumerate(sents)}
+
+        def answered(q: Sentence) -> bool:
+            after = sents[pos[id(q)] + 1 : pos[id(q)] + 3]
+            return any(s.author and s.author != q.author and not s.text.endswith("?")
+                       for s in after)
+
+        open_q = [q for q in questions if not answered(q)][-4:]
+        used = {id(s) for s in decisions + actions + open_q}
+        ranked = [sents[i] for i in np.argsort(-scores) if id(sents[i]) not in used]
+        key = sorted(ranked[:n_points], key=lambda s: s.order)
+        return {"key_points": key, "decisions": decisions[:6], "action_items": actions[:8],
+                "open_questions": open_q}
