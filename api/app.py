@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import json
 import time
+from typing import Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from rag.errors import OpenOpsError
+from rag.errors import InvalidRequest, OpenOpsError
 from rag.search import MAX_K
 
 
@@ -39,6 +41,67 @@ class SearchResultModel(BaseModel):
 
 class SearchResponseModel(BaseModel):
     results: list[SearchResultModel]
+
+
+class AskRequest(BaseModel):
+    user: str = Field(..., min_length=1, description="Username (or user id) asking.")
+    question: str = Field(..., min_length=1, max_length=4000, description="The question.")
+    conversation_id: str | None = Field(
+        None, description="Continue a conversation (or ask a follow-up on a summary).")
+    stream: bool = Field(False, description="Answer as Server-Sent Events.")
+
+
+class SourceModel(BaseModel):
+    n: int
+    post_id: str
+    thread_id: str
+    channel_id: str
+    channel_name: str
+    team_name: str
+    channel_type: str
+    author: str
+    created_at: int
+    permalink: str | None
+    source: str
+    file_name: str | None
+    text: str
+
+
+class AskResponse(BaseModel):
+    answer: str
+    sources: list[SourceModel]
+    conversation_id: str
+    answer_id: str
+    model: str
+
+
+class SummaryRequest(BaseModel):
+    user: str = Field(..., min_length=1)
+    kind: Literal["thread", "channel", "meeting"]
+    thread_id: str | None = Field(None, description="A post of the thread (kind=thread).")
+    channel_id: str | None = Field(None, description="Channel id or name (kind=channel).")
+    since: int | None = Field(None, description="Unix ms; summarise posts from then on.")
+    days: float | None = Field(None, gt=0, le=3650, description="Or: the last N days.")
+    file_id: str | None = Field(None, description="An attached WebVTT transcript (kind=meeting).")
+    transcript: str | None = Field(
+        None, max_length=2_000_000, description="Or: an uploaded WebVTT transcript's text.")
+    stream: bool = False
+
+
+class SummaryResponse(BaseModel):
+    summary: str
+    title: str
+    sources: list[SourceModel]
+    conversation_id: str
+    answer_id: str
+    model: str
+
+
+class FeedbackRequest(BaseModel):
+    user: str = Field(..., min_length=1)
+    answer_id: str = Field(..., min_length=1)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=4000)
 
 
 class ErrorModel(BaseModel):
@@ -96,7 +159,156 @@ def create_app(runtime, *, insecure_local: bool = False) -> FastAPI:
     def search(body: SearchRequest) -> dict:
         return runtime.search.search(body.user, body.query, body.k).to_dict()
 
+    def admin(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        key = runtime.settings.admin_api_key
+        if insecure_local and not runtime.settings.api_key and not key:
+            return
+        if creds is None or not key or not hmac.compare_digest(creds.credentials, key):
+            raise _Forbidden()
+
+    @app.exception_handler(_Forbidden)
+    async def forbidden(_: Request, __: Exception):
+        return JSONResponse(status_code=403, content={
+            "error": "this endpoint needs the admin key: send `Authorization: Bearer "
+                     "<OPENOPS_ADMIN_API_KEY>` (or run with --insecure-local)"})
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        runtime.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        runtime.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+        return response
+
+    def sse(events) -> StreamingResponse:
+        async def body():
+            try:
+                async for ev in events:
+                    yield f"event: {ev.type}\ndata: {json.dumps(ev.data)}\n\n"
+            except OpenOpsError as exc:
+                yield f"event: error\ndata: {json.dumps({'error': str(exc)})}\n\n"
+        return StreamingResponse(body(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def first_checked(events):
+        """Run the generator up to its first event so request errors become 4xx, not SSE."""
+        it = events.__aiter__()
+        first = await it.__anext__()
+
+        async def chained():
+            yield first
+            async for ev in it:
+                yield ev
+        return chained()
+
+    @app.post("/v1/ask", response_model=AskResponse,
+              responses={200: {"content": {"text/event-stream": {}}}, 401: {"model": ErrorModel},
+                         404: {"model": ErrorModel}, 422: {"model": ErrorModel},
+                         502: {"model": ErrorModel}},
+              dependencies=[Depends(authorised)])
+    async def ask(body: AskRequest):
+        """Answer from what the user may read, with numbered citations. With `stream`: SSE
+        events `token` (text), `sources` (list), `done` (answer_id, conversation_id), or
+        `error`."""
+        if body.stream:
+            return sse(await first_checked(runtime.answers.ask_events(
+                body.user, body.question, body.conversation_id)))
+        res = await runtime.answers.ask(body.user, body.question, body.conversation_id)
+        return {"answer": res.answer, "sources": res.sources, "conversation_id":
+                res.conversation_id, "answer_id": res.answer_id, "model": res.model}
+
+    @app.post("/v1/summaries", response_model=SummaryResponse,
+              responses={200: {"content": {"text/event-stream": {}}}, 401: {"model": ErrorModel},
+                         404: {"model": ErrorModel}, 422: {"model": ErrorModel}},
+              dependencies=[Depends(authorised)])
+    async def summaries(body: SummaryRequest):
+        """Summarise a thread, a channel since a time or over the last N days, or a meeting
+        transcript: key points, decisions, action items, open questions. The returned
+        `conversation_id` takes follow-up questions through /v1/ask."""
+        transcript = None
+        if body.transcript:
+            from ingest.extract import ExtractionError, extract
+
+            try:
+                transcript = extract("upload.vtt", body.transcript.encode()).text
+            except ExtractionError as exc:
+                raise InvalidRequest(f"transcript: {exc}") from exc
+        events = runtime.answers.summarize_events(
+            body.user, body.kind, thread_id=body.thread_id, channel_id=body.channel_id,
+            since=body.since, days=body.days, file_id=body.file_id, transcript=transcript)
+        events = await first_checked(events)
+        if body.stream:
+            return sse(events)
+        parts, sources, done = [], [], {}
+        async for ev in events:
+            if ev.type == "token":
+                parts.append(ev.data)
+            elif ev.type == "sources":
+                sources = ev.data
+            elif ev.type == "done":
+                done = ev.data
+            elif ev.type == "error":
+                return JSONResponse(status_code=ev.data.get("status", 502),
+                                    content={"error": ev.data["error"]})
+        return {"summary": "".join(parts), "title": done["title"], "sources": sources,
+                "conversation_id": done["conversation_id"], "answer_id": done["answer_id"],
+                "model": done["model"]}
+
+    @app.post("/v1/feedback", dependencies=[Depends(authorised)],
+              responses={404: {"model": ErrorModel}, 422: {"model": ErrorModel}})
+    def feedback(body: FeedbackRequest) -> dict:
+        """Record a 👍/👎 on an answer (every answer carries an `answer_id`)."""
+        return runtime.answers.feedback(body.user, body.answer_id, body.rating, body.comment or "")
+
+    @app.get("/v1/audit", dependencies=[Depends(admin)],
+             responses={403: {"model": ErrorModel}})
+    def audit(limit: int = 100, user: str | None = None) -> dict:
+        """Who asked what, when, from which channels and sources, with which model (admins)."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit: must be between 1 and 1000")
+        return {"records": runtime.answers.audit(limit=limit, user=user)}
+
+    @app.get("/v1/users", dependencies=[Depends(admin)])
+    def users() -> dict:
+        """Active users of the mirror, for the playground's user picker (admins)."""
+        from sqlalchemy import select
+
+        from rag.db import User
+
+        with runtime.db.session() as s:
+            rows = list(s.scalars(select(User).where(User.delete_at == 0, User.is_bot.is_(False))
+                                  .order_by(User.username)))
+        return {"users": [{"id": u.id, "username": u.username, "name": u.display_name,
+                           "position": u.position, "guest": u.is_guest} for u in rows]}
+
+    @app.get("/v1/scope", dependencies=[Depends(authorised)])
+    def scope(user: str) -> dict:
+        """The channels a user may read right now (what a search or an answer draws on)."""
+        from sqlalchemy import select
+
+        from rag.db import Channel, Team
+
+        sc = runtime.search.scope_for(user)
+        with runtime.db.session() as s:
+            chans = list(s.scalars(select(Channel).where(Channel.id.in_(list(sc.channels)))))
+            teams = {t.id: t.name for t in s.scalars(select(Team))}
+        return {"channels": sorted(
+            ({"id": c.id, "name": c.name if c.type in ("O", "P") else c.display_name,
+              "type": c.type, "team": teams.get(c.team_id or "", "")} for c in chans),
+            key=lambda c: (c["team"], c["type"], c["name"]))}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return PlainTextResponse(runtime.metrics.render().decode(),
+                                 media_type="text/plain; version=0.0.4")
+
     return app
+
+
+class _Forbidden(Exception):
+    pass
 
 
 class _Unauthorised(Exception):
