@@ -118,7 +118,8 @@ def create_app(runtime, *, insecure_local: bool = False) -> FastAPI:
         key = runtime.settings.api_key
         if insecure_local and not key:
             return
-        if creds is None or not key or not hmac.compare_digest(creds.credentials, key):
+        keys = [k for k in (key, runtime.settings.admin_api_key) if k]
+        if creds is None or not any(hmac.compare_digest(creds.credentials, k) for k in keys):
             raise _Unauthorised()
 
     @app.exception_handler(OpenOpsError)
@@ -304,6 +305,9 @@ def create_app(runtime, *, insecure_local: bool = False) -> FastAPI:
         return PlainTextResponse(runtime.metrics.render().decode(),
                                  media_type="text/plain; version=0.0.4")
 
+    from api.playground import mount_playground
+
+    mount_playground(app, runtime, insecure_local=insecure_local)
     return app
 
 

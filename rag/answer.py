@@ -401,8 +401,14 @@ class AnswerService:
             if kind == "channel":
                 if not channel_id:
                     raise InvalidRequest("channel_id: required for a channel summary")
-                ch = s.get(Channel, channel_id) or s.scalar(
-                    select(Channel).where(Channel.name == channel_id.lstrip("~")))
+                ch = s.get(Channel, channel_id)
+                if ch is None:  # by name: among the channels of that name the user may read
+                    named = [c for c in s.scalars(select(Channel).where(
+                        Channel.name == channel_id.lstrip("~"))) if scope.allows(c.id)]
+                    if len(named) > 1:
+                        raise InvalidRequest(f"channel_id: {channel_id!r} is ambiguous (several "
+                                             "teams have it): give the channel id")
+                    ch = named[0] if named else None
                 if ch is None or not scope.allows(ch.id):
                     raise NotFound(f"channel {channel_id!r} does not exist or you may not read it")
                 if since is None:

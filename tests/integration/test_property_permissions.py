@@ -103,6 +103,45 @@ def oracle(ws: WS) -> dict[str, set[str]]:
     return readable
 
 
+def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], allowed) -> None:
+    """ask, summaries and follow-ups on someone else's summary never carry unreadable text."""
+    import asyncio
+
+    from rag.errors import NotFound
+
+    def leaked(user: str, text: str) -> set[str]:
+        return {marker[m] for m in marker if f"{m} " in text} - allowed[user]
+
+    summaries = []
+    for u in ws.users:
+        name = u["username"]
+        res = asyncio.run(rt.answers.ask(name, "note about the plan"))
+        assert not leaked(name, res.answer), f"{name}'s answer leaked"
+        assert not leaked(name, " ".join(s["text"] for s in res.sources))
+        for c in ws.channels[:2]:
+            key = f"{c['team']}/{c['name']}"
+            events = rt.answers.summarize_events(name, "channel", channel_id=c["name"], days=3650)
+
+            async def run(events=events):
+                return [ev async for ev in events]
+
+            try:
+                evs = asyncio.run(run())
+            except NotFound:
+                assert key not in allowed[name], f"{name} was refused {key}"
+                continue
+            assert key in allowed[name], f"{name} summarised {key}"
+            text = "".join(ev.data for ev in evs if ev.type == "token")
+            assert not leaked(name, text)
+            summaries.append((name, next(ev.data for ev in evs if ev.type == "done")))
+    for owner, done in summaries[:2]:
+        for u in ws.users:
+            res = asyncio.run(rt.answers.ask(u["username"], "and what else?",
+                                             done["conversation_id"]))
+            assert not leaked(u["username"], res.answer), (
+                f"{u['username']} got {owner}'s summary content")
+
+
 def check(rt: Runtime, ws: WS, marker: dict[str, str]) -> None:
     allowed = oracle(ws)
     for u in ws.users:
@@ -143,5 +182,31 @@ def test_no_user_ever_sees_a_channel_they_may_not_read(spec, embedder, tmp_path_
         ingest_path(rt, ws.write(home / "b.jsonl"))
         check(rt, ws, marker)
         json.dumps(spec)
+    finally:
+        rt.close()
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(spec=workspaces())
+def test_answers_summaries_and_follow_ups_never_use_unreadable_content(spec, embedder,
+                                                                      tmp_path_factory):
+    home = tmp_path_factory.mktemp("prop-answers")
+    rt = Runtime(Settings(home=home, collection=f"q{uuid.uuid4().hex[:12]}", _env_file=None,
+                          exact_scope_max_chunks=10**6 if spec["exact"] else 0))
+    rt.__dict__["embedder"] = embedder
+    try:
+        ws, marker = build(spec)
+        ingest_path(rt, ws.write(home / "a.jsonl"))
+        check_answers(rt, ws, marker, oracle(ws))
+        for idx, deactivate in spec["revoke"]:
+            user = ws.users[idx]
+            if deactivate:
+                user["delete_at"] = 1
+            else:
+                for t in user["teams"]:
+                    t["channels"] = t["channels"][1:]
+        ingest_path(rt, ws.write(home / "b.jsonl"))
+        check_answers(rt, ws, marker, oracle(ws))
     finally:
         rt.close()

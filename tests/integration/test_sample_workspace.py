@@ -63,3 +63,41 @@ def test_guest_sees_only_their_channels_and_deactivated_user_nothing(rt):
 def test_transcript_is_searchable(rt):
     hits = rt.search.search("maria.gonzalez", "product sync meeting action items", k=8).results
     assert any(h.source == "transcript" for h in hits)
+
+
+def _thread_of(rt, user: str, query: str, needle: str) -> str:
+    for r in rt.search.search(user, query, k=20).results:
+        if needle in r.text:
+            return r.thread_id
+    raise AssertionError(f"no thread with {needle!r}")
+
+
+def test_extractive_thread_summary_contains_its_decision(rt):
+    import asyncio
+
+    thread = _thread_of(rt, "maria.gonzalez", "cursor pagination for v2 list endpoints",
+                        "opaque cursor pagination")
+
+    async def run() -> str:
+        parts = []
+        async for ev in rt.answers.summarize_events("maria.gonzalez", "thread", thread_id=thread):
+            if ev.type == "token":
+                parts.append(ev.data)
+        return "".join(parts)
+
+    summary = asyncio.run(run())
+    decisions = summary.split("## Decisions")[1].split("## Action items")[0]
+    assert "opaque cursor pagination" in decisions
+
+
+def test_extractive_answer_cites_the_private_date_only_for_insiders(rt):
+    import asyncio
+
+    q = "When is the v2.4 GA release date?"
+    insider = asyncio.run(rt.answers.ask("maria.gonzalez", q))
+    outsider = asyncio.run(rt.answers.ask("lucas.moreau", q))
+    import re
+
+    assert re.search(r"Dec 1\b", insider.answer)
+    assert not re.search(r"Dec 1\b", outsider.answer) and "Nov 17" in outsider.answer
+    assert all(s["channel_name"] != "eng-leads" for s in outsider.sources)
