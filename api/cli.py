@@ -114,6 +114,80 @@ def search(
         out.print("   " + body[:600].replace("\n", "\n   "), markup=False, highlight=False)
 
 
+def _print_sources(sources: list[dict]) -> None:
+    if not sources:
+        return
+    out.print("\n[bold]Sources[/]")
+    for src in sources:
+        where = f"~{src['channel_name']}" if src["channel_type"] in ("O", "P") else src["channel_name"]
+        extra = f" [{src['file_name']}]" if src.get("file_name") else ""
+        link = f"\n     {src['permalink']}" if src.get("permalink") else ""
+        out.print(f"  [{src['n']}] {where}{extra} · {src['author']}{link}", markup=False,
+                  highlight=False)
+
+
+async def _stream(events) -> dict:
+    from rag.errors import OpenOpsError
+
+    done: dict = {}
+    try:
+        async for ev in events:
+            if ev.type == "token":
+                out.print(ev.data, end="", markup=False, highlight=False, soft_wrap=True)
+            elif ev.type == "sources":
+                out.print()
+                _print_sources(ev.data)
+            elif ev.type == "done":
+                done = ev.data
+            elif ev.type == "error":
+                out.print()
+                _fail(ev.data["error"])
+    except OpenOpsError as exc:
+        _fail(str(exc))
+    return done
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="Your question."),
+    as_user: str = typer.Option(..., "--as", help="Ask as this username (or user id)."),
+    conversation: str | None = typer.Option(None, "--conversation",
+                                               help="Continue a conversation or a summary."),
+) -> None:
+    """Answer from what one user may read, streamed, with numbered sources."""
+    import asyncio
+
+    rt = _runtime()
+    done = asyncio.run(_stream(rt.answers.ask_events(as_user, question, conversation)))
+    if done:
+        console.print(f"[dim]{done['model']} · {done['scope_channels']} channels in scope · "
+                      f"conversation {done['conversation_id']} · answer {done['answer_id']}[/]")
+
+
+@app.command()
+def summarize(
+    as_user: str = typer.Option(..., "--as", help="Summarise for this username (or user id)."),
+    thread: str | None = typer.Option(None, "--thread", help="A post id of the thread."),
+    channel: str | None = typer.Option(None, "--channel", help="Channel name or id."),
+    days: float | None = typer.Option(None, "--days", help="With --channel: the last N days."),
+    file_id: str | None = typer.Option(None, "--meeting", help="A WebVTT transcript's file id."),
+) -> None:
+    """Summarise a thread, a channel over the last N days, or a meeting transcript."""
+    import asyncio
+
+    if sum(x is not None for x in (thread, channel, file_id)) != 1:
+        _fail("give exactly one of --thread ID, --channel NAME (with --days N) or --meeting ID")
+    kind = "thread" if thread else "channel" if channel else "meeting"
+    rt = _runtime()
+    events = rt.answers.summarize_events(as_user, kind, thread_id=thread, channel_id=channel,
+                                         days=days, file_id=file_id)
+    done = asyncio.run(_stream(events))
+    if done:
+        console.print(f"[dim]{done['model']} · {done['posts']} parts · follow up with: "
+                      f"openops ask --as {as_user} --conversation {done['conversation_id']} "
+                      f"\"...\"[/]")
+
+
 @app.command()
 def serve(
     host: str = typer.Option("0.0.0.0", help="Interface to bind."),

@@ -77,7 +77,8 @@ def main() -> None:
     print(f"embedded in {time.perf_counter() - t0:.1f}s")
     mat = term_matrix(texts)
     doc_len = np.asarray(mat.sum(axis=1), dtype=np.float32).ravel()
-    results: dict[str, list[list[int]]] = {"dense": [], "bm25": [], "fused (RRF)": []}
+    results: dict[str, list[list[int]]] = {"dense": [], "bm25": [], "fused (RRF)": [],
+                                           "dense30+bm25 rerank": []}
     for qi, q in enumerate(queries):
         dense = np.argsort(-(doc_emb @ q_emb[qi]))[:100]
         lex_scores = bm25(mat, doc_len, query_columns(q))
@@ -88,6 +89,13 @@ def main() -> None:
         results["dense"].append(ranks_to_dialogs(dense, owner_arr))
         results["bm25"].append(ranks_to_dialogs(lex, owner_arr) if lex.size else [])
         results["fused (RRF)"].append(ranks_to_dialogs(fused_order, owner_arr))
+        # what search can afford at any scope: re-rank the dense candidates with BM25 among them
+        cand = dense[:30]
+        sub_scores = bm25(mat[cand], doc_len[cand], query_columns(q))
+        lex_local = [int(cand[i]) for i in np.argsort(-sub_scores) if sub_scores[i] > 0]
+        rr = rrf([cand.tolist(), lex_local])
+        rerank = np.array(sorted(rr, key=lambda i: -rr[i]))
+        results["dense30+bm25 rerank"].append(ranks_to_dialogs(rerank, owner_arr))
     print(f"\n{'method':<14} {'MRR@10':>7} {'R@1':>6} {'R@5':>6} {'R@10':>6}")
     for name, ranked in results.items():
         rr = [1 / (r.index(qi) + 1) if qi in r else 0.0 for qi, r in enumerate(ranked)]

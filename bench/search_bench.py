@@ -74,7 +74,8 @@ class CorpusConfig:
 
     @property
     def key(self) -> str:
-        return f"search-{self.chunks}x{self.channels}-z{self.zipf:g}-t{self.teams}-s{self.seed}-f{self.format}"
+        return (f"search-{self.chunks}x{self.channels}-z{self.zipf:g}-t{self.teams}"
+                f"-s{self.seed}-f{self.format}")
 
 
 def log(msg: str = "") -> None:

@@ -86,7 +86,8 @@ class Runtime:
                               timeout_s=s.llm_timeout_s, max_retries=s.llm_max_retries,
                               azure_endpoint=s.azure_openai_endpoint,
                               azure_api_version=s.azure_openai_api_version,
-                              context_tokens=s.llm_context_tokens)
+                              context_tokens=s.llm_context_tokens,
+                              connect_timeout_s=s.llm_connect_timeout_s)
 
     @cached_property
     def metrics(self):

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="Scopes with at most this many chunks are searched exactly (brute force "
         "over their cached embeddings); broader ones by over-fetching an unfiltered ANN query.",
     )
+    rerank_candidates: int = Field(
+        30,
+        description="Dense candidates re-ranked with BM25 (rank fusion) before the top k are "
+        "kept; 0 turns re-ranking off.",
+    )
     scope_cache_max_chunks: int = Field(
         400000, description="Embeddings kept in the per-process scope cache (LRU by channel)."
     )
@@ -81,7 +86,12 @@ class Settings(BaseSettings):
         "or ANTHROPIC_API_KEY).",
     )
     llm_timeout_s: float = Field(60.0, description="Seconds to wait for the provider.")
-    llm_max_retries: int = Field(3, description="Retries on 429/5xx before the first token.")
+    llm_connect_timeout_s: float | None = Field(
+        None, description="Seconds to connect to the provider. Default: min(10, llm_timeout_s)."
+    )
+    llm_max_retries: int = Field(
+        2, description="Retries on 429, 5xx and connection errors, made only before the first token."
+    )
     llm_context_tokens: int = Field(
         8192, description="Token budget of the model's context window (prompt + answer)."
     )

@@ -60,8 +60,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
         )
     if not sep or not model:
         raise ProviderConfigError(
-            f"{MODEL_SETTING}={spec!r} names no model; write {provider}:<model>, "
-            f"e.g. {EXAMPLES[provider]}"
+            f"{MODEL_SETTING}={spec!r} names no model; write {provider}:<model>, e.g. {EXAMPLES[provider]}"
         )
     return provider, model
 
@@ -76,9 +75,7 @@ def resolve_api_key(provider: str, api_key: str | None) -> str | None:
     value = os.environ.get(env)
     if value:
         return value
-    raise ProviderConfigError(
-        f"no API key for {provider}: set {KEY_SETTING} (or {env})"
-    )
+    raise ProviderConfigError(f"no API key for {provider}: set {KEY_SETTING} (or {env})")
 
 
 def make_generator(
@@ -91,12 +88,18 @@ def make_generator(
     azure_endpoint: str | None = None,
     azure_api_version: str | None = None,
     context_tokens: int | None = None,
+    connect_timeout_s: float | None = None,
 ) -> Generator:
     """The generator for ``spec``; raises ``ValueError`` (a ``ProviderConfigError``) when
-    the spec, key, endpoint or an optional package is missing or wrong."""
+    the spec, key, endpoint or an optional package is missing or wrong.
+
+    ``timeout_s`` bounds every read (the wait for the first and for each next chunk);
+    ``connect_timeout_s`` the TCP/TLS connect (default: min(10, timeout_s)). ``max_retries``
+    counts retries after the first attempt, made only before the first token."""
     provider, model = parse_spec(spec)
-    common = dict(
+    common: dict = dict(
         timeout_s=timeout_s,
+        connect_timeout_s=connect_timeout_s,
         max_retries=max_retries,
         context_tokens=context_tokens,
     )

@@ -122,6 +122,15 @@ def _detail(exc: BaseException, limit: int = 300) -> str:
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost message of an exception chain ("[Errno 111] Connection refused")."""
+    for e in reversed(_chain(exc)):
+        text = " ".join(str(e).split()).rstrip(".")
+        if text:
+            return text[:200]
+    return type(exc).__name__
+
+
 def _retry_after(exc: BaseException) -> float | None:
     """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date)."""
     response = getattr(exc, "response", None)
@@ -150,17 +159,21 @@ def _status(exc: BaseException) -> int | None:
         return status
     # An error event inside a 200 stream: derive a status from the error type.
     kind = _error_body(exc).get("type") or _error_body(exc).get("code")
-    return {
-        "rate_limit_error": 429,
-        "rate_limit_exceeded": 429,
-        "overloaded_error": 529,
-        "api_error": 500,
-        "server_error": 500,
-        "authentication_error": 401,
-        "permission_error": 403,
-        "not_found_error": 404,
-        "invalid_request_error": 400,
-    }.get(str(kind)) if kind else None
+    return (
+        {
+            "rate_limit_error": 429,
+            "rate_limit_exceeded": 429,
+            "overloaded_error": 529,
+            "api_error": 500,
+            "server_error": 500,
+            "authentication_error": 401,
+            "permission_error": 403,
+            "not_found_error": 404,
+            "invalid_request_error": 400,
+        }.get(str(kind))
+        if kind
+        else None
+    )
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -215,6 +228,7 @@ class LangChainGenerator(Generator):
     default_context_tokens = 8192
     _module = "langchain_openai"
     _package = "langchain-openai"
+    _sdk = "openai"  # the provider SDK under the LangChain model
 
     def __init__(
         self,
@@ -259,6 +273,8 @@ class LangChainGenerator(Generator):
         """The LangChain chat model, with SDK retries off and our timeouts."""
         raise NotImplementedError
 
+    endpoint_setting = BASE_URL_SETTING  # the setting that holds ``endpoint``
+
     @property
     def endpoint(self) -> str:
         """The URL named in 'cannot reach' messages."""
@@ -271,14 +287,8 @@ class LangChainGenerator(Generator):
 
     def _timeout(self) -> Any:
         """A connect/read timeout object of the HTTP library the SDK uses (httpx2 or httpx)."""
-        timeout_cls = None
-        for module in ("openai", "anthropic"):
-            try:
-                timeout_cls = getattr(importlib.import_module(module), "Timeout")
-                break
-            except (ImportError, AttributeError):
-                continue
-        if timeout_cls is None:  # pragma: no cover
+        timeout_cls = getattr(_import(self._sdk, self._sdk), "Timeout", None)
+        if timeout_cls is None:  # pragma: no cover - every SDK version so far exports it
             return self.timeout_s
         return timeout_cls(self.timeout_s, connect=self.connect_timeout_s)
 
@@ -305,9 +315,9 @@ class LangChainGenerator(Generator):
         return {}
 
     async def astream(self, messages: list[ChatMessage], gen: Generation) -> AsyncIterator[str]:
-        started = time.perf_counter()
-        chat = self._chat_model()
+        chat = self._chat_model()  # the first call imports LangChain: not counted below
         lc_messages = self._lc_messages(messages)
+        started = time.perf_counter()
         gen.model = gen.model or self.model
         attempt = 0
         while True:
@@ -316,8 +326,9 @@ class LangChainGenerator(Generator):
             yielded = False
             input_tokens = output_tokens = 0
             saw_usage = False
+            stream = chat.astream(lc_messages, **self._stream_kwargs())
             try:
-                async for chunk in chat.astream(lc_messages, **self._stream_kwargs()):
+                async for chunk in stream:
                     usage = getattr(chunk, "usage_metadata", None)
                     if usage:
                         saw_usage = True
@@ -344,6 +355,7 @@ class LangChainGenerator(Generator):
                 if not _is_provider_failure(exc):
                     raise  # a bug (ours or a library's), not the provider: keep the traceback
                 failure = self._classify(exc, streamed=yielded)
+                cause: BaseException = exc
             else:
                 if saw_usage:
                     # 0 means "not reported" (an OpenAI-compatible server that ignores
@@ -351,18 +363,33 @@ class LangChainGenerator(Generator):
                     gen.input_tokens = input_tokens or None
                     gen.output_tokens = output_tokens or None
                 return
+            finally:
+                # Release the HTTP connection now, also when our caller stops early
+                # (aclose/cancel) or the stream failed, rather than at garbage collection.
+                try:
+                    await stream.aclose()
+                except Exception:  # noqa: BLE001, S110 - already failing or finished
+                    pass
             if yielded or not failure.retryable or attempt > self.max_retries:
                 log.warning(
                     "llm.failed provider=%s model=%s attempts=%d streamed=%s status=%s",
-                    self.provider, self.model, attempt, yielded, failure.error.status,
+                    self.provider,
+                    self.model,
+                    attempt,
+                    yielded,
+                    failure.error.status,
                 )
-                raise failure.error
+                raise failure.error from cause
             delay = self._backoff(attempt, failure.retry_after)
             if delay is None:
-                raise failure.error
+                raise failure.error from cause
             log.info(
                 "llm.retry provider=%s model=%s attempt=%d delay_s=%.2f reason=%s",
-                self.provider, self.model, attempt, delay, failure.error,
+                self.provider,
+                self.model,
+                attempt,
+                delay,
+                failure.error,
             )
             await asyncio.sleep(delay)
 
@@ -381,8 +408,7 @@ class LangChainGenerator(Generator):
         if streamed:
             return _Failure(
                 ProviderError(
-                    f"{label} stopped streaming mid-answer ({detail}); the answer is incomplete, "
-                    "ask again",
+                    f"{label} stopped streaming mid-answer ({detail}); the answer is incomplete, ask again",
                     status=502,
                     retryable=True,
                 ),
@@ -400,14 +426,12 @@ class LangChainGenerator(Generator):
             )
         if status is None and (_is_connection(exc) or _is_timeout(exc)):
             how = (
-                f"no connection within {self.connect_timeout_s:g} s"
-                if _is_timeout(exc)
-                else detail
+                f"no connection within {self.connect_timeout_s:g} s" if _is_timeout(exc) else _root_cause(exc)
             )
             return _Failure(
                 ProviderError(
-                    f"cannot reach {self.endpoint}: is the server running? ({how}; "
-                    f"check {BASE_URL_SETTING})",
+                    f"cannot reach {self.endpoint}: is the server running? ({how}) "
+                    f"Check {self.endpoint_setting}.",
                     status=503,
                     retryable=True,
                 ),
@@ -508,7 +532,7 @@ class OpenAIGenerator(LangChainGenerator):
 
     provider = "openai"
     label = "OpenAI"
-    key_env = "OPENAI_API_KEY"
+    key_env: str | None = "OPENAI_API_KEY"
     default_context_tokens = 128_000
     stream_usage = True
 
@@ -551,7 +575,7 @@ class OpenAICompatibleGenerator(OpenAIGenerator):
     """
 
     provider = "openai_compatible"
-    label = "the OpenAI-compatible server"
+    label = "OpenAI-compatible server"
     key_env = None
     default_context_tokens = 8192
 
@@ -605,6 +629,8 @@ class AzureOpenAIGenerator(OpenAIGenerator):
         self.azure_endpoint = endpoint.rstrip("/")
         self.api_version = api_version or os.environ.get("OPENAI_API_VERSION") or self.default_api_version
 
+    endpoint_setting = "OPENOPS_AZURE_OPENAI_ENDPOINT"
+
     @property
     def endpoint(self) -> str:
         return self.azure_endpoint
@@ -652,6 +678,14 @@ def _anthropic_chat_class() -> Any:
 
         anthropic = _import("anthropic", "anthropic")
         ChatAnthropic = _import("langchain_anthropic", "langchain-anthropic").ChatAnthropic
+        if not isinstance(ChatAnthropic.__dict__.get("_async_client"), cached_property) or not hasattr(
+            ChatAnthropic, "_client_params"
+        ):
+            # A langchain-anthropic whose internals moved: use it as is (one float timeout
+            # for connect and read, its own cached client; still no SDK retries).
+            log.warning("llm.anthropic_client_override_unavailable; using ChatAnthropic's own client")
+            _ANTHROPIC_CHAT_CLS = ChatAnthropic
+            return ChatAnthropic
 
         class _OpenOpsChatAnthropic(ChatAnthropic):  # type: ignore[misc, valid-type]
             openops_timeout: Any = None
@@ -678,6 +712,7 @@ class AnthropicGenerator(LangChainGenerator):
     default_max_output_tokens = 1024
     _module = "langchain_anthropic"
     _package = "langchain-anthropic"
+    _sdk = "anthropic"
 
     @property
     def endpoint(self) -> str:
@@ -696,15 +731,17 @@ class AnthropicGenerator(LangChainGenerator):
             "api_key": self.api_key,
             "max_retries": 0,
             "timeout": self.timeout_s,
-            "openops_timeout": self._timeout(),
             "max_tokens": self.max_output_tokens or self.default_max_output_tokens,
             "stream_usage": True,
         }
+        chat_cls = _anthropic_chat_class()
+        if "openops_timeout" in getattr(chat_cls, "model_fields", {}):
+            kwargs["openops_timeout"] = self._timeout()  # separate connect and read timeouts
         if self.base_url:
             kwargs["base_url"] = self.base_url
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
-        return _anthropic_chat_class()(**kwargs)
+        return chat_cls(**kwargs)
 
     def _model_hint(self) -> str:
         return f"set {MODEL_SETTING}=anthropic:<model>, e.g. anthropic:claude-3-5-haiku-latest"
