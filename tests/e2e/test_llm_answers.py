@@ -81,7 +81,8 @@ def test_long_summary_is_map_reduced_within_the_context_budget(make_runtime, tmp
     for i in range(40):
         ws.post("acme", "town-square", "bob.b", f"Status update {i}: the migration of service "
                 f"{i} is done and verified by the on-call engineer, no rollback needed.", at=40 + i)
-    reply = "## Key points\n- Migrations done [1].\n## Decisions\nNone.\n## Action items\nNone.\n## Open questions\nNone."
+    reply = ("## Key points\n- Migrations done [1].\n## Decisions\nNone.\n"
+             "## Action items\nNone.\n## Open questions\nNone.")
     with OpenAIServer(reply=reply) as srv:
         rt = make_runtime(llm="openai_compatible:m", llm_base_url=srv.base_url,
                           llm_context_tokens=1700)
