@@ -26,7 +26,10 @@ from .permissions import Scope
 
 log = logging.getLogger(__name__)
 
-HNSW_CONFIG = {"space": "cosine", "ef_construction": 128, "ef_search": 128, "max_neighbors": 32}
+# ef_search 512: measured on 200k real MiniLM embeddings (bench/search_bench.py), an unfiltered
+# top-8 has recall 0.85 against exact search at ef 128 and 0.96 at 512, for ~1 ms more.
+EF_SEARCH = 512
+HNSW_CONFIG = {"space": "cosine", "ef_construction": 128, "ef_search": EF_SEARCH, "max_neighbors": 32}
 
 
 def open_chroma(url: str | None, path: str | None):
@@ -128,14 +131,22 @@ class ChunkIndex:
         *,
         exact_scope_max_chunks: int = 20000,
         cache_max_chunks: int = 400000,
+        ef_search: int = EF_SEARCH,
     ):
         self.client = client
         self.collection = client.get_or_create_collection(
             collection,
             embedding_function=None,
-            configuration={"hnsw": dict(HNSW_CONFIG)},
+            configuration={"hnsw": {**HNSW_CONFIG, "ef_search": ef_search}},
             metadata={"app": "openops"},
         )
+        try:
+            current = (self.collection.configuration or {}).get("hnsw") or {}
+            if current.get("ef_search") not in (None, ef_search):
+                # takes effect when the index is next loaded (a new process)
+                self.collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+        except Exception as exc:  # noqa: BLE001 - an older server: keep its setting
+            log.warning("could not set ef_search=%d on %s: %s", ef_search, collection, exc)
         self.exact_scope_max_chunks = exact_scope_max_chunks
         self._cache = _ChannelCache(cache_max_chunks)
         self._scopes = _ScopeCache(max(exact_scope_max_chunks * 4, 1))

@@ -54,6 +54,7 @@ class Runtime:
             self.settings.collection,
             exact_scope_max_chunks=self.settings.exact_scope_max_chunks,
             cache_max_chunks=self.settings.scope_cache_max_chunks,
+            ef_search=self.settings.hnsw_ef_search,
         )
 
     @cached_property

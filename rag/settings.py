@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="Scopes with at most this many chunks are searched exactly (brute force "
         "over their cached embeddings); broader ones by over-fetching an unfiltered ANN query.",
     )
+    hnsw_ef_search: int = Field(
+        512,
+        description="HNSW search breadth of the Chroma collection (recall vs latency; "
+        "128 gave recall@8 0.85, 512 gave 0.96 on 200k real embeddings).",
+    )
     rerank_candidates: int = Field(
         30,
         description="Dense candidates re-ranked with BM25 (rank fusion) before the top k are "
