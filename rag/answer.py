@@ -191,6 +191,8 @@ class AnswerService:
             seen = {h.id for h in hits}
             hits += [h for h in self.search.retrieve(scope, standalone, k) if h.id not in seen]
         hits = [h for h in hits if scope.allows(str(h.metadata.get("channel_id")))][: k + 4]
+        if self.generator is not None:
+            hits = self._whole_threads(hits, scope)
         sources = self._budget(self._sources(hits), question, history)
         answer_id = uuid.uuid4().hex
         conv_id = conv.id if conv is not None and shared_ok else None
@@ -275,6 +277,34 @@ class AnswerService:
                 hits.append(Hit(cid, float(qv @ emb), doc or "", dict(meta)))
         hits.sort(key=lambda h: -h.score)
         return hits[:k]
+
+    def _whole_threads(self, hits: list[Hit], scope: Scope, threads: int = 3) -> list[Hit]:
+        """Bring the other chunks of the best threads next to them, so the model reads a
+        thread whole where the budget allows (``_budget`` drops what does not fit)."""
+        out: list[Hit] = []
+        seen = {h.id for h in hits}
+        expanded = 0
+        for h in hits:
+            out.append(h)
+            thread, channel = h.metadata.get("thread_id"), h.metadata.get("channel_id")
+            if expanded >= threads or not thread or h.metadata.get("source") != "message":
+                continue
+            if not scope.allows(str(channel)):
+                continue
+            got = self.search.index.collection.get(
+                where={"$and": [{"thread_id": thread}, {"channel_id": channel},
+                                {"source": "message"}]},
+                include=["documents", "metadatas"])
+            siblings = sorted(
+                (Hit(i, h.score, d or "", dict(m or {}))
+                 for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+                 if i not in seen),
+                key=lambda x: int(x.metadata.get("first_ts", 0)))
+            for sib in siblings[:6]:
+                seen.add(sib.id)
+                out.append(sib)
+            expanded += 1
+        return out
 
     def _budget(self, sources: list[Source], question: str, history) -> list[Source]:
         """Most relevant first, within the model's context budget; renumbered 1..n."""

@@ -97,3 +97,20 @@ def test_long_summary_is_map_reduced_within_the_context_budget(make_runtime, tmp
     assert len(bodies) >= 3  # at least two map calls and the reduce
     assert "short notes" in bodies[0] and 'kind="notes"' in bodies[-1]
     assert "Migrations done [1]" in "".join(e.data for e in events if e.type == "token")
+
+
+def test_the_model_reads_the_best_thread_whole(make_runtime, tmp_path):
+    ws = workspace()
+    replies = [("bob.b", f"Checked shard {i}: the replication lag stays below two seconds.")
+               for i in range(30)]
+    replies.append(("alice.a", "Conclusion: the zebra-crossing feature flag caused the outage."))
+    ws.post("acme", "town-square", "alice.a", "Investigating the outage of the billing shards.",
+            at=50, replies=replies)
+    with OpenAIServer(reply="Noted [1].") as srv:
+        rt = make_runtime(llm="openai_compatible:m", llm_base_url=srv.base_url)
+        ingest_path(rt, ws.write(tmp_path / "ws.jsonl"))
+        _events(rt, "bob.b", "what caused the outage? zebra-crossing flag")
+        body = str(srv.requests[-1].body)
+    assert "zebra-crossing feature flag caused the outage" in body
+    assert "Investigating the outage of the billing shards" in body  # the thread's first chunk
+    assert "Checked shard 3:" in body
