@@ -106,11 +106,17 @@ def test_the_model_reads_the_best_thread_whole(make_runtime, tmp_path):
     replies.append(("alice.a", "Conclusion: the zebra-crossing feature flag caused the outage."))
     ws.post("acme", "town-square", "alice.a", "Investigating the outage of the billing shards.",
             at=50, replies=replies)
+    for i in range(12):  # competing outage talk, so retrieval alone would not bring the thread
+        ws.post("acme", "random", "bob.b", f"Outage drill {i}: this outage was caused by the "
+                f"fire alarm test, not by a flag.", at=200 + i * 45)
     with OpenAIServer(reply="Noted [1].") as srv:
-        rt = make_runtime(llm="openai_compatible:m", llm_base_url=srv.base_url)
+        rt = make_runtime(llm="openai_compatible:m", llm_base_url=srv.base_url, answer_sources=2,
+                          rerank_candidates=0)
         ingest_path(rt, ws.write(tmp_path / "ws.jsonl"))
+        retrieved = rt.search.retrieve(rt.search.scope_for("bob.b"),
+                                       "what caused the outage? zebra-crossing flag", 6)
+        assert not any("Checked shard 15:" in h.text for h in retrieved)
         _events(rt, "bob.b", "what caused the outage? zebra-crossing flag")
         body = str(srv.requests[-1].body)
     assert "zebra-crossing feature flag caused the outage" in body
-    assert "Investigating the outage of the billing shards" in body  # the thread's first chunk
-    assert "Checked shard 3:" in body
+    assert "Checked shard 15:" in body  # a part of the thread retrieval alone did not bring
