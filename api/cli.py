@@ -210,8 +210,31 @@ def serve(
     application = create_app(rt, insecure_local=insecure_local and not rt.settings.api_key)
     console.print("loading the embedding model...")
     rt.embedder  # noqa: B018 - load before accepting requests, so the first query is fast
+    _warm_in_background(rt)
     console.print(f"OpenOps API on http://{host}:{port} (docs at /docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _warm_in_background(rt) -> None:
+    """Fill the scope cache while the server starts answering, so that the first question of a
+    user with a broad scope does not pay for loading its channels' embeddings."""
+    import threading
+
+    def warm() -> None:
+        from sqlalchemy import select
+
+        from rag.db import Channel
+
+        try:
+            with rt.db.session() as s:
+                chans = {c: (n, v) for c, n, v in s.execute(
+                    select(Channel.id, Channel.chunk_count, Channel.index_version))}
+            rows = rt.index.warm(chans)
+            console.print(f"scope cache warm: {rows} chunk embeddings")
+        except Exception as exc:  # noqa: BLE001 - warming is an optimisation only
+            console.print(f"[yellow]scope cache warm-up skipped:[/] {exc}")
+
+    threading.Thread(target=warm, name="openops-warm", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -236,6 +236,21 @@ class ChunkIndex:
             return [], np.zeros((0, 0), dtype=np.float32)
         return ids, np.concatenate(mats) if len(mats) > 1 else mats[0]
 
+    def warm(self, channels: dict[str, tuple[int, int]], batch: int = 200) -> int:
+        """Load channels' embeddings into the cache ahead of queries (at most the cache size);
+        returns the rows loaded. Used by ``openops serve`` in a background thread."""
+        items = sorted(channels.items(), key=lambda kv: -kv[1][0])
+        budget = self._cache.max_rows
+        rows = 0
+        for i in range(0, len(items), batch):
+            part = {c: v for c, v in items[i : i + batch] if v[0] > 0}
+            n = sum(v[0] for v in part.values())
+            if rows + n > budget:
+                break
+            self._channel_embeddings(Scope(user_id=None, channels=part))
+            rows += n
+        return rows
+
     def _fetch(self, ids: list[str], scores: list[float]) -> list[Hit]:
         if not ids:
             return []

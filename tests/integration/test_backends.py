@@ -49,3 +49,21 @@ def test_database_url_uses_psycopg3(url, expected):
     from rag.settings import Settings
 
     assert Settings(database_url=url, _env_file=None).resolved_database_url == expected
+
+
+def test_warm_fills_the_cache_that_scoped_search_then_uses(make_runtime, tmp_path):
+    from sqlalchemy import select
+
+    from rag.db import Channel
+
+    rt = make_runtime()
+    ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
+    with rt.db.session() as s:
+        chans = {c: (n, v) for c, n, v in s.execute(
+            select(Channel.id, Channel.chunk_count, Channel.index_version))}
+    assert rt.index.warm(chans) == rt.index.count()
+    calls = []
+    real_get = rt.index.collection.get
+    rt.index.collection.get = lambda *a, **kw: calls.append(kw) or real_get(*a, **kw)
+    assert "eng-private" in visible(rt, "alice.a")
+    assert all("where" not in c for c in calls)  # no embedding loads: only the k docs by id
