@@ -142,6 +142,7 @@ class BulkLoader:
         self.on_line = on_line
         self.commit_every = commit_every
         self._known: dict[type, set[str]] = {}
+        self._prefetched: dict[str, Post] | None = None
 
     def _exists(self, s: Session, model: type, key: str) -> bool:
         """Whether a row exists, remembering hits (the session's identity map is weak)."""
@@ -158,6 +159,7 @@ class BulkLoader:
         src = _Source(Path(path))
         report = LoadReport()
         pending_dirty: set[str] = set()
+        batch: list[tuple[int, str, dict]] = []
         try:
             with self.db.session() as s:
                 for n, raw in src.lines():
@@ -173,23 +175,60 @@ class BulkLoader:
                         continue
                     kind = obj["type"]
                     report.types[kind] += 1
-                    try:
-                        if kind in ("post", "direct_post"):
-                            # validated before anything is written: no savepoint needed
-                            self._apply(s, src, kind, obj, report, pending_dirty)
-                        else:
+                    if kind in ("post", "direct_post"):
+                        # posts come in bulk: look up the existing ones a batch at a time
+                        batch.append((n, kind, obj))
+                        if len(batch) >= 250:
+                            self._post_batch(s, src, batch, report, pending_dirty)
+                            batch = []
+                            self._commit(s, pending_dirty, report)
+                    else:
+                        if batch:
+                            self._post_batch(s, src, batch, report, pending_dirty)
+                            batch = []
+                            self._commit(s, pending_dirty, report)
+                        try:
                             with s.begin_nested():
                                 self._apply(s, src, kind, obj, report, pending_dirty)
-                    except (KeyError, TypeError, ValueError) as exc:
-                        report.errors.append(f"line {n}: invalid {kind} ({exc!s})")
-                    if report.lines % self.commit_every == 0:
+                        except (KeyError, TypeError, ValueError) as exc:
+                            report.errors.append(f"line {n}: invalid {kind} ({exc!s})")
+                    if report.lines % self.commit_every == 0 and not batch:
                         self._commit(s, pending_dirty, report)
                     if self.on_line:
                         self.on_line(report)
+                if batch:
+                    self._post_batch(s, src, batch, report, pending_dirty)
                 self._commit(s, pending_dirty, report)
         finally:
             src.close()
         return report
+
+    def _post_batch(self, s: Session, src: _Source, batch: list[tuple[int, str, dict]],
+                    report: LoadReport, dirty: set[str]) -> None:
+        """Apply post lines; validated before anything is written, so no savepoint is needed."""
+        wanted: set[str] = set()
+        for _, kind, obj in batch:
+            try:
+                p = obj[kind]
+                _validate_post(p)
+                cid = (ids.channel_id(p["team"], p["channel"]) if kind == "post"
+                       else ids.direct_channel_id([str(m) for m in p["channel_members"]]))
+                pid = ids.post_id(cid, p["user"], int(p["create_at"]))
+                wanted.add(pid)
+                wanted.update(ids.reply_id(pid, r["user"], int(r["create_at"]))
+                              for r in p.get("replies") or [])
+            except (KeyError, TypeError, ValueError):
+                continue  # reported when the line is applied
+        self._prefetched = {p.id: p for p in s.scalars(
+            select(Post).where(Post.id.in_(list(wanted))))} if wanted else {}
+        try:
+            for n, kind, obj in batch:
+                try:
+                    self._apply(s, src, kind, obj, report, dirty)
+                except (KeyError, TypeError, ValueError) as exc:
+                    report.errors.append(f"line {n}: invalid {kind} ({exc!s})")
+        finally:
+            self._prefetched = None
 
     def _commit(self, s: Session, dirty: set[str], report: LoadReport) -> None:
         if dirty:
@@ -361,9 +400,13 @@ class BulkLoader:
             type=p.get("type") or "", create_at=int(p["create_at"]),
             edit_at=int(p.get("edit_at") or 0), delete_at=int(p.get("delete_at") or 0),
         )
-        post = s.get(Post, pid)
+        post = (self._prefetched.get(pid) if self._prefetched is not None
+                else s.get(Post, pid))
         if post is None:
-            s.add(Post(id=pid, **values))
+            new = Post(id=pid, **values)
+            s.add(new)
+            if self._prefetched is not None:
+                self._prefetched[pid] = new  # a repeated line in the same batch
             report.posts_new += 1
             dirty.add(cid)
             return

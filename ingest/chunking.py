@@ -81,8 +81,10 @@ class Chunker:
         max_tokens: int = 200,
         overlap: int = 1,
         window_gap_ms: int = 30 * 60 * 1000,
+        count_many: Callable[[list[str]], list[int]] | None = None,
     ):
         self.count_tokens = count_tokens
+        self.count_many = count_many or (lambda texts: [count_tokens(t) for t in texts])
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.window_gap_ms = window_gap_ms
@@ -136,10 +138,10 @@ class Chunker:
         header = self._header(ch)
         budget = self.max_tokens - self.count_tokens(header) - 2
         lines: list[tuple[Message, str, int]] = []
-        for m in msgs:
-            prefix = f"{m.author} {fmt_time(m.create_at)}: "
+        prefixes = [f"{m.author} {fmt_time(m.create_at)}: " for m in msgs]
+        counts = self.count_many([p + m.text for p, m in zip(prefixes, msgs)])
+        for m, prefix, n in zip(msgs, prefixes, counts):
             line = prefix + m.text
-            n = self.count_tokens(line)
             if n <= budget:
                 lines.append((m, line, n))
                 continue

@@ -23,9 +23,15 @@ def make_chunker(runtime) -> Chunker:
     def count(text: str) -> int:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
+    def count_many(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]]
+
     s = runtime.settings
     return Chunker(count, max_tokens=min(s.chunk_tokens, runtime.embedder.max_tokens - 8),
-                   overlap=s.chunk_overlap_messages, window_gap_ms=s.window_gap_minutes * 60_000)
+                   overlap=s.chunk_overlap_messages, window_gap_ms=s.window_gap_minutes * 60_000,
+                   count_many=count_many)
 
 
 def make_indexer(runtime) -> Indexer:
