@@ -6,6 +6,7 @@ history and sources only when the asker may read every channel it used."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -179,21 +180,13 @@ class AnswerService:
         t0 = time.perf_counter()
         if not question or not question.strip():
             raise InvalidRequest("question: must not be empty")
-        user = self._user(who)
-        scope = self._scope(user)
-        conv, history, shared_ok = self._conversation(conversation_id, user, scope)
+        # blocking work (database, index, embedding) runs in worker threads, so concurrent
+        # requests overlap instead of queueing behind one another on the event loop
+        user, scope, conv, history, shared_ok = await asyncio.to_thread(
+            self._start, who, conversation_id)
         standalone = await self._condense(question, history)
-        k = self.settings.answer_sources
-        hits: list[Hit] = []
-        if conv is not None and conv.kind == "summary":
-            hits = self._summary_hits(conv, scope, standalone, k)
-        if not scope.empty:
-            seen = {h.id for h in hits}
-            hits += [h for h in self.search.retrieve(scope, standalone, k) if h.id not in seen]
-        hits = [h for h in hits if scope.allows(str(h.metadata.get("channel_id")))][: k + 4]
-        if self.generator is not None:
-            hits = self._whole_threads(hits, scope)
-        sources = self._budget(self._sources(hits), question, history)
+        sources = await asyncio.to_thread(self._retrieve_sources, scope, conv, question,
+                                          standalone, history)
         answer_id = uuid.uuid4().hex
         conv_id = conv.id if conv is not None and shared_ok else None
         gen = Generation(model=self.model_name)
@@ -214,7 +207,8 @@ class AnswerService:
             return
         text = "".join(text_parts)
         cited = _cited(text, sources)
-        conv_id = self._save_ask(conv_id, user, question, text, cited, answer_id)
+        conv_id = await asyncio.to_thread(self._save_ask, conv_id, user, question, text, cited,
+                                          answer_id)
         yield Event("sources", [s.public() for s in cited])
         latency = (time.perf_counter() - t0) * 1000
         self._audit(user_id=user.id, action="ask", question=question, sources=cited, gen=gen,
@@ -224,6 +218,26 @@ class AnswerService:
                              "model": self.model_name, "scope_channels": len(scope.channels),
                              "input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
                              "latency_ms": round(latency, 1)})
+
+    def _start(self, who: str, conversation_id: str | None):
+        user = self._user(who)
+        scope = self._scope(user)
+        conv, history, shared_ok = self._conversation(conversation_id, user, scope)
+        return user, scope, conv, history, shared_ok
+
+    def _retrieve_sources(self, scope: Scope, conv: Conversation | None, question: str,
+                          standalone: str, history) -> list[Source]:
+        k = self.settings.answer_sources
+        hits: list[Hit] = []
+        if conv is not None and conv.kind == "summary":
+            hits = self._summary_hits(conv, scope, standalone, k)
+        if not scope.empty:
+            seen = {h.id for h in hits}
+            hits += [h for h in self.search.retrieve(scope, standalone, k) if h.id not in seen]
+        hits = [h for h in hits if scope.allows(str(h.metadata.get("channel_id")))][: k + 4]
+        if self.generator is not None:
+            hits = self._whole_threads(hits, scope)
+        return self._budget(self._sources(hits), question, history)
 
     async def ask(self, who: str, question: str, conversation_id: str | None = None) -> AskResult:
         parts: list[str] = []

@@ -66,6 +66,9 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._q_lock = threading.Lock()
+        self._q_pending: list[dict] = []
+        self._q_busy = False
         self.bf16 = False
         if dtype == "bf16" or (dtype == "auto" and cpu_has_bf16()):
             self.bf16 = self._bf16_agrees() or dtype == "bf16"
@@ -96,6 +99,36 @@ class Embedder:
         cos = float(np.min(np.sum(a * b, axis=1) / (np.linalg.norm(b, axis=1) + 1e-12)))
         log.info("bf16 probe min cosine to fp32: %.6f", cos)
         return cos >= 0.9999
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's embedding. Concurrent callers are batched: while one batch encodes, the
+        queries that arrive wait and go together in the next, so ten simultaneous questions
+        cost about two encodes, not ten."""
+        slot: dict = {"text": text, "done": threading.Event(), "vec": None, "error": None}
+        with self._q_lock:
+            self._q_pending.append(slot)
+            leader = not self._q_busy
+            self._q_busy = True
+        if leader:
+            while True:
+                with self._q_lock:
+                    batch, self._q_pending = self._q_pending, []
+                    if not batch:
+                        self._q_busy = False
+                        break
+                try:
+                    vecs = self.encode([b["text"] for b in batch])
+                    for b, v in zip(batch, vecs):
+                        b["vec"] = v
+                except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                    for b in batch:
+                        b["error"] = exc
+                for b in batch:
+                    b["done"].set()
+        slot["done"].wait()
+        if slot["error"] is not None:
+            raise slot["error"]
+        return slot["vec"]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Normalised float32 embeddings, one row per text."""

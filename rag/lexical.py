@@ -172,3 +172,29 @@ def rrf(rankings: Iterable[Sequence[int]], k: int = 60) -> dict[int, float]:
         for rank, item in enumerate(ranking):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank + 1)
     return fused
+
+
+def bm25_small(query: str, texts: Sequence[str]) -> list[float]:
+    """BM25 of a few texts (IDF among them), with plain counters: for re-ranking candidates,
+    where building a hashed sparse matrix would cost more than the scoring."""
+    from collections import Counter
+
+    q = set(tokens(query))
+    if not q or not texts:
+        return [0.0] * len(texts)
+    docs = [Counter(tokens(t)) for t in texts]
+    lengths = [sum(d.values()) for d in docs]
+    avg = (sum(lengths) / len(lengths)) or 1.0
+    n = len(docs)
+    df = {t: sum(1 for d in docs if t in d) for t in q}
+    out = []
+    for d, length in zip(docs, lengths):
+        norm = K1 * (1 - B + B * length / avg)
+        score = 0.0
+        for t in q:
+            tf = d.get(t, 0)
+            if tf:
+                idf = float(np.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)))
+                score += idf * tf * (K1 + 1) / (tf + norm)
+        out.append(score)
+    return out

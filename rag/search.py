@@ -10,7 +10,7 @@ from sqlalchemy import select
 from .db import Channel, Database, Team
 from .errors import InvalidRequest, UnknownUser
 from .index import ChunkIndex, Hit
-from .lexical import rrf
+from .lexical import bm25_small, rrf
 from .permissions import Scope, find_user, readable_scope
 from .settings import Settings
 
@@ -24,14 +24,8 @@ def rerank(query: str, hits: list[Hit]) -> list[Hit]:
     cost of scoring ~30 short texts; names, ids and error strings are what it rescues."""
     if len(hits) < 2:
         return hits
-    import numpy as np
-
-    from .lexical import bm25, query_columns, term_matrix
-
-    mat = term_matrix([h.text for h in hits])
-    lengths = np.asarray(mat.sum(axis=1), dtype=np.float32).ravel()
-    scores = bm25(mat, lengths, query_columns(query))
-    lexical = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
+    scores = bm25_small(query, [h.text for h in hits])
+    lexical = sorted((i for i, sc in enumerate(scores) if sc > 0), key=lambda i: -scores[i])
     fused = rrf([list(range(len(hits))), lexical])
     return [hits[i] for i in sorted(fused, key=lambda i: -fused[i])]
 
@@ -91,7 +85,8 @@ class SearchService:
             return readable_scope(s, u.id, include_archived=self.settings.include_archived)
 
     def retrieve(self, scope: Scope, query: str, k: int) -> list[Hit]:
-        qv = self.embedder.encode([query])[0]
+        encode_query = getattr(self.embedder, "encode_query", None)
+        qv = encode_query(query) if encode_query else self.embedder.encode([query])[0]
         total = None
         if scope.chunk_count > self.index.exact_scope_max_chunks:
             with self.db.session() as s:
