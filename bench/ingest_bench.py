@@ -318,14 +318,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="~600 posts instead of ~3,000")
-    ap.add_argument("--posts", type=int, default=None, help="posts to generate (roots + replies)")
+    ap.add_argument("--posts", type=int, default=None,
+                    help="posts to generate (roots + replies); None: 3,000 (600 with --quick)")
     ap.add_argument("--channels", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3,
                     help="pipeline runs (each on a fresh home); the bare encode is timed after "
                     "odd rounds and before even ones, and the median round is reported")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--keep", type=Path, default=None,
-                    help="work in this directory and keep it (default: a deleted temp dir)")
+                    help="work in this directory and keep it; None: a temp dir, deleted")
     args = ap.parse_args(argv)
     target = args.posts or (600 if args.quick else 3000)
     t_main = time.perf_counter()

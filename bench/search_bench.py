@@ -583,12 +583,23 @@ def diagnostics(index: ChunkIndex, r: UserResult, scope: Scope, query: np.ndarra
             " ms")
 
 
+def hnsw_config(index: ChunkIndex) -> str:
+    """The collection's HNSW settings as Chroma reports them (ef_search may change at open)."""
+    try:
+        cfg = (index.collection.configuration or {}).get("hnsw") or {}
+    except Exception:  # noqa: BLE001 - older clients
+        return "n/a"
+    return ", ".join(f"{k}={cfg.get(k)}" for k in ("ef_construction", "ef_search", "max_neighbors"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20,000 chunks over 200 channels")
-    ap.add_argument("--chunks", type=int, default=None, help="corpus size (default 200,000)")
-    ap.add_argument("--channels", type=int, default=None, help="channel count (default 2,000)")
+    ap.add_argument("--chunks", type=int, default=None,
+                    help="corpus size; None: 200,000 (20,000 with --quick)")
+    ap.add_argument("--channels", type=int, default=None,
+                    help="channel count; None: 2,000 (200 with --quick)")
     ap.add_argument("--teams", type=int, default=10)
     ap.add_argument("--zipf", type=float, default=1.0, help="channel size exponent")
     ap.add_argument("--seed", type=int, default=7)
@@ -599,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--naive-queries", type=int, default=8,
                     help="Chroma $in-filtered queries for the 50- and 500-channel users")
     ap.add_argument("--exact-max", type=int, default=None,
-                    help="ChunkIndex exact_scope_max_chunks (default: the ChunkIndex default)")
+                    help="ChunkIndex exact_scope_max_chunks; None: the ChunkIndex default")
     ap.add_argument("--home", type=Path,
                     default=Path(os.environ.get("OPENOPS_BENCH_HOME", "/work/main/var/bench")))
     ap.add_argument("--build-minutes", type=float, default=18.0,
@@ -645,8 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cold_unf, _ = timed(index.search_unfiltered, warmups[-1], K)
     for q in warmups[-16:]:
         index.search_unfiltered(q, K)
+    hnsw = hnsw_config(index)
     log(f"  open Chroma {open_s:.2f}s; first unfiltered query {ms(cold_unf)} ms (index load); "
-        f"exact_scope_max_chunks={index.exact_scope_max_chunks:,}")
+        f"exact_scope_max_chunks={index.exact_scope_max_chunks:,}; HNSW {hnsw}")
     probe = Probe()
     probe.attach(index)
 
@@ -674,7 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ub50, ub95 = pct(base_all, 50), pct(base_all, 95)
     log()
     log(f"RESULTS  {total:,} chunks / {channels:,} channels, k={K}, {nq} queries per user, "
-        f"exact_scope_max_chunks={index.exact_scope_max_chunks:,}, load average {loadavg()}")
+        f"exact_scope_max_chunks={index.exact_scope_max_chunks:,}, HNSW {hnsw}, "
+        f"load average {loadavg()}")
     log(f"goals: p50 and p95 ratio to the unfiltered query <= {GOAL_RATIO:g}; recall@{K} >= "
         f"{GOAL_RECALL:g}; ratios use the unfiltered query paired with each scoped query")
     header = (f"{'user':<7} {'channels':>8} {'chunks':>8} {'strategy':<10} {'cold ms':>8} "

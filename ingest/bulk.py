@@ -320,29 +320,45 @@ class BulkLoader:
         )
         user.is_guest = guest
         s.flush()
-        # the export is a snapshot of this user's memberships: replace them
-        s.execute(delete(TeamMember).where(TeamMember.user_id == user.id))
-        team_channel_ids = select(Channel.id).where(Channel.type.in_(("O", "P")))
-        s.execute(
-            delete(ChannelMember).where(
-                ChannelMember.user_id == user.id, ChannelMember.channel_id.in_(team_channel_ids)
-            )
-        )
+        # the export is a snapshot of this user's memberships: make the mirror match it,
+        # touching only what changed (most users' memberships do not change between exports)
+        want_teams: dict[str, str] = {}
+        want_channels: dict[str, str] = {}
         for t in teams:
             tid = ids.team_id(t["name"])
-            if s.get(Team, tid) is None:
+            if not self._exists(s, Team, tid):
                 report.errors.append(f"user {user.username}: unknown team {t['name']!r} skipped")
                 continue
-            s.add(TeamMember(team_id=tid, user_id=user.id, roles=t.get("roles") or "team_user"))
+            want_teams[tid] = t.get("roles") or "team_user"
             for c in t.get("channels") or []:
                 cid = ids.channel_id(t["name"], c["name"])
-                if s.get(Channel, cid) is None:
+                if not self._exists(s, Channel, cid):
                     report.errors.append(
                         f"user {user.username}: unknown channel {t['name']}/{c['name']} skipped"
                     )
                     continue
-                s.add(ChannelMember(channel_id=cid, user_id=user.id,
-                                    roles=c.get("roles") or "channel_user"))
+                want_channels[cid] = c.get("roles") or "channel_user"
+        have_teams = {m.team_id: m for m in s.scalars(
+            select(TeamMember).where(TeamMember.user_id == user.id))}
+        have_channels = {m.channel_id: m for m in s.scalars(
+            select(ChannelMember).join(Channel, Channel.id == ChannelMember.channel_id).where(
+                ChannelMember.user_id == user.id, Channel.type.in_(("O", "P"))))}
+        for tid, m in have_teams.items():
+            if tid not in want_teams:
+                s.delete(m)
+            elif m.roles != want_teams[tid]:
+                m.roles = want_teams[tid]
+        for tid, roles in want_teams.items():
+            if tid not in have_teams:
+                s.add(TeamMember(team_id=tid, user_id=user.id, roles=roles))
+        for cid, m in have_channels.items():
+            if cid not in want_channels:
+                s.delete(m)
+            elif m.roles != want_channels[cid]:
+                m.roles = want_channels[cid]
+        for cid, roles in want_channels.items():
+            if cid not in have_channels:
+                s.add(ChannelMember(channel_id=cid, user_id=user.id, roles=roles))
         s.flush()
 
     def _bot(self, s: Session, b: dict) -> None:

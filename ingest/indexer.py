@@ -6,14 +6,14 @@ then record the chunk count, bump the channel's index version and clear its dirt
 at any point leaves the channel dirty, and the next run redoes it idempotently: no duplicates
 (ids are deterministic), no gaps.
 
-Embedding runs in the caller's thread in batches that span channels; Chroma writes run in one
-writer thread, so writing one batch overlaps embedding the next."""
+Embedding runs in batches that span channels, and each batch is written in one Chroma call.
+Writes are not overlapped with embedding: on 2 cores the model already uses both, and Chroma's
+local upsert holds the interpreter lock, so a writer thread only slowed embedding down
+(measured by bench/ingest_bench.py)."""
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,7 +50,7 @@ class _Job:
 
 class Indexer:
     def __init__(self, db: Database, index: ChunkIndex, embedder, chunker: Chunker,
-                 *, batch_texts: int = 256):
+                 *, batch_texts: int = 1024):
         self.db = db
         self.index = index
         self.embedder = embedder
@@ -106,49 +106,27 @@ class Indexer:
         todo_ids = self.dirty_channels() if channel_ids is None else channel_ids
         report = IndexReport()
         total = len(todo_ids)
-        q: queue.Queue = queue.Queue(maxsize=2)
-        failure: list[BaseException] = []
-
-        def writer() -> None:
-            while True:
-                batch = q.get()
-                if batch is None:
-                    return
-                try:
-                    self._write(batch)
-                except BaseException as exc:  # noqa: BLE001 - reported by run()
-                    failure.append(exc)
-                    return
-                finally:
-                    if progress:
-                        progress(report, total)
-
-        t = threading.Thread(target=writer, name="openops-index-writer", daemon=True)
-        t.start()
         pending: list[_Job] = []
         pending_texts = 0
-        try:
-            for cid in todo_ids:
-                if failure:
-                    break
-                job = self._plan(cid, report)
-                if job is None:
-                    continue
-                pending.append(job)
-                pending_texts += len(job.todo)
-                if pending_texts >= self.batch_texts:
-                    self._embed(pending, report)
-                    q.put(pending)
-                    pending, pending_texts = [], 0
-            if pending and not failure:
-                self._embed(pending, report)
-                q.put(pending)
-        finally:
-            q.put(None)
-            t.join()
-        if failure:
-            raise failure[0]
+        for cid in todo_ids:
+            job = self._plan(cid, report)
+            if job is None:
+                continue
+            pending.append(job)
+            pending_texts += len(job.todo)
+            if pending_texts >= self.batch_texts:
+                self._flush(pending, report, progress, total)
+                pending, pending_texts = [], 0
+        if pending:
+            self._flush(pending, report, progress, total)
         return report
+
+    def _flush(self, jobs: list[_Job], report: IndexReport,
+               progress: Callable[[IndexReport, int], None] | None, total: int) -> None:
+        self._embed(jobs, report)
+        self._write(jobs)
+        if progress:
+            progress(report, total)
 
     def _plan(self, cid: str, report: IndexReport) -> _Job | None:
         loaded = self._load(cid)
@@ -180,13 +158,20 @@ class Indexer:
         report.embedded += len(texts)
 
     def _write(self, jobs: list[_Job]) -> None:
-        for j in jobs:
-            if j.stale:
-                self.index.delete(j.stale)
-            if j.todo:
-                self.index.upsert([c.id for c in j.todo], j.embeddings,
-                                  [c.text for c in j.todo], [c.metadata for c in j.todo])
-            with self.db.session() as s:
+        """One delete and one upsert for the whole batch (Chroma writes ~3x faster in bulk
+        than channel by channel), then the channels' counts, versions and dirty flags in one
+        transaction: until it commits, the channels stay dirty and are redone after a crash."""
+        stale = [i for j in jobs for i in j.stale]
+        if stale:
+            self.index.delete(stale)
+        todo = [(c, j.embeddings[n]) for j in jobs for n, c in enumerate(j.todo)]
+        if todo:
+            import numpy as np
+
+            self.index.upsert([c.id for c, _ in todo], np.stack([e for _, e in todo]),
+                              [c.text for c, _ in todo], [c.metadata for c, _ in todo])
+        with self.db.session() as s:
+            for j in jobs:
                 s.execute(
                     update(Channel).where(Channel.id == j.channel_id).values(
                         chunk_count=len(j.chunks),
@@ -194,4 +179,4 @@ class Indexer:
                         dirty=False,
                     )
                 )
-                s.commit()
+            s.commit()

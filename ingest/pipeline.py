@@ -18,6 +18,8 @@ class IngestReport:
 
 
 def make_chunker(runtime) -> Chunker:
+    import langchain_text_splitters  # noqa: F401 - imported now, not on the first long message
+
     tok = runtime.embedder.model.tokenizer
 
     def count(text: str) -> int:
