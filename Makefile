@@ -36,6 +36,9 @@ test-fast: install
 bench: install
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/ttft_bench.py
+	$(BIN)/python bench/ask_ttft_bench.py
+	$(BIN)/python bench/retrieval_eval.py
 
 lint: install
 	$(BIN)/ruff check rag ingest api bot tests bench

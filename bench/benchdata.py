@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-DATASETS = Path(os.environ.get("OPENOPS_BENCH_DATASETS", "/work/shared/datasets"))
+# shared/ lies beside the checkout (as in CI); OPENOPS_BENCH_DATASETS overrides
+DATASETS = Path(os.environ.get(
+    "OPENOPS_BENCH_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 _CHAT_LINE = re.compile(
     r"^(?:\d+\s+)?\[(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)\]\s+<([^>]+)>\s?(.*)$"
