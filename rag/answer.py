@@ -188,7 +188,11 @@ class AnswerService:
         sources = await asyncio.to_thread(self._retrieve_sources, scope, conv, question,
                                           standalone, history)
         answer_id = uuid.uuid4().hex
-        conv_id = conv.id if conv is not None and shared_ok else None
+        conv_id = None
+        if conv is not None and shared_ok:
+            # someone else's conversation is never written to: the asker continues in a copy
+            conv_id = conv.id if conv.user_id == user.id else await asyncio.to_thread(
+                self._fork, conv, user, history)
         gen = Generation(model=self.model_name)
         allowed = {s.permalink for s in sources if s.permalink}
         text_parts: list[str] = []
@@ -208,7 +212,7 @@ class AnswerService:
         text = "".join(text_parts)
         cited = _cited(text, sources)
         conv_id = await asyncio.to_thread(self._save_ask, conv_id, user, question, text, cited,
-                                          answer_id)
+                                          sources, answer_id)
         yield Event("sources", [s.public() for s in cited])
         latency = (time.perf_counter() - t0) * 1000
         self._audit(user_id=user.id, action="ask", question=question, sources=cited, gen=gen,
@@ -276,7 +280,9 @@ class AnswerService:
     def _summary_hits(self, conv: Conversation, scope: Scope, query: str, k: int) -> list[Hit]:
         """Chunks of the summary's source posts that the asker may read, most relevant first."""
         post_ids = set(json.loads(conv.source_post_ids or "[]"))
-        channels = [c for c in json.loads(conv.channel_ids or "[]") if scope.allows(c)]
+        params = json.loads(conv.params or "{}")
+        own = params.get("channels", json.loads(conv.channel_ids or "[]"))
+        channels = [c for c in own if scope.allows(c)]
         if not channels or not post_ids:
             return []
         got = self.search.index.collection.get(
@@ -375,20 +381,35 @@ class AnswerService:
         if tail:
             yield tail
 
+    def _fork(self, conv: Conversation, user: User, history: list[ConversationMessage]) -> str:
+        fork_id = uuid.uuid4().hex
+        with self.db.session() as s:
+            s.add(Conversation(id=fork_id, user_id=user.id, kind=conv.kind, title=conv.title,
+                               source_post_ids=conv.source_post_ids,
+                               channel_ids=conv.channel_ids, params=conv.params,
+                               created_at=now_ms()))
+            for m in history:
+                s.add(ConversationMessage(conversation_id=fork_id, role=m.role, content=m.content,
+                                          answer_id=m.answer_id, created_at=m.created_at))
+            s.commit()
+        return fork_id
+
     def _save_ask(self, conv_id: str | None, user: User, question: str, text: str,
-                  cited: list[Source], answer_id: str) -> str:
+                  cited: list[Source], given: list[Source], answer_id: str) -> str:
+        # every channel whose text reached the generator, cited or not: who may later see this
+        # conversation's history is decided by it
+        drawn = {c.channel_id for c in given if c.channel_id}
         with self.db.session() as s:
             if conv_id is None:
                 conv = Conversation(id=uuid.uuid4().hex, user_id=user.id, kind="ask",
                                     title=question[:200], created_at=now_ms(),
-                                    channel_ids=json.dumps(sorted({c.channel_id for c in cited})))
+                                    channel_ids=json.dumps(sorted(drawn)))
                 s.add(conv)
                 conv_id = conv.id
             else:
                 conv = s.get(Conversation, conv_id)
-                if conv.kind == "ask":
-                    used = set(json.loads(conv.channel_ids or "[]")) | {c.channel_id for c in cited}
-                    conv.channel_ids = json.dumps(sorted(used))
+                used = set(json.loads(conv.channel_ids or "[]")) | drawn
+                conv.channel_ids = json.dumps(sorted(used))
             t = now_ms()
             s.add(ConversationMessage(conversation_id=conv_id, role="user", content=question,
                                       created_at=t))
@@ -420,9 +441,13 @@ class AnswerService:
                        file_id: str | None, transcript: str | None):
         """(title, channel ids, [(post_id, text)]) for what the user asked to summarise."""
         with self.db.session() as s:
-            users = {u.id: u for u in s.scalars(select(User))}
+            users: dict[str, User] = {}
 
             def line(p: Post) -> str:
+                if p.user_id not in users:
+                    u_ = s.get(User, p.user_id)
+                    if u_ is not None:
+                        users[p.user_id] = u_
                 u = users.get(p.user_id)
                 name = f"{u.display_name} (@{u.username})" if u else p.user_id
                 return f"{name} {fmt_ms(p.create_at)[:16]}: {p.message}"
@@ -504,7 +529,8 @@ class AnswerService:
         text = "".join(parts)
         conv_id, answer_id = self._save_summary(user, kind, title, text, items, channels, sources,
                                                 dict(thread_id=thread_id, channel_id=channel_id,
-                                                     since=since, days=days, file_id=file_id))
+                                                     since=since, days=days, file_id=file_id,
+                                                     channels=channels))
         cited = _cited(text, sources)
         yield Event("sources", [s.public() for s in cited])
         latency = (time.perf_counter() - t0) * 1000

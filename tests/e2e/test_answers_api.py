@@ -208,3 +208,28 @@ def test_prompt_injection_in_a_post_changes_nothing(server, embedder, tmp_path):
     assert FACTS["eng-private"] not in res.answer and "Tuesday" not in res.answer
     assert all(s["channel_name"] != "eng-private" for s in res.sources)
     rt.close()
+
+
+def test_someone_elses_conversation_is_continued_in_a_copy(server):
+    doc = post(server, "/v1/summaries", {"user": "alice.a", "kind": "channel",
+                                         "channel_id": "town-square", "days": 3650}).json()
+    bob = post(server, "/v1/ask", {"user": "bob.b", "question": "what is served on Fridays?",
+                                   "conversation_id": doc["conversation_id"]}).json()
+    assert "lasagna" in bob["answer"]
+    assert bob["conversation_id"] != doc["conversation_id"]  # bob's own copy
+    again = post(server, "/v1/ask", {"user": "bob.b", "question": "and who said so?",
+                                     "conversation_id": bob["conversation_id"]}).json()
+    assert again["conversation_id"] == bob["conversation_id"]
+    mine = post(server, "/v1/ask", {"user": "alice.a", "question": "anything else?",
+                                    "conversation_id": doc["conversation_id"]}).json()
+    assert mine["conversation_id"] == doc["conversation_id"]
+
+
+def test_a_private_ask_conversation_lends_nothing_to_an_outsider(server):
+    first = post(server, "/v1/ask", {"user": "alice.a",
+                                     "question": "When does the staging database password rotate?"}).json()
+    assert "Tuesday" in first["answer"]
+    other = post(server, "/v1/ask", {"user": "bob.b", "question": "remind me, which day was it?",
+                                     "conversation_id": first["conversation_id"]}).json()
+    assert "Tuesday" not in other["answer"]
+    assert other["conversation_id"] != first["conversation_id"]
