@@ -67,3 +67,26 @@ def test_warm_fills_the_cache_that_scoped_search_then_uses(make_runtime, tmp_pat
     rt.index.collection.get = lambda *a, **kw: calls.append(kw) or real_get(*a, **kw)
     assert "eng-private" in visible(rt, "alice.a")
     assert all("where" not in c for c in calls)  # no embedding loads: only the k docs by id
+
+
+def test_answers_conversations_feedback_and_audit_on_each_database(db_kind, make_runtime,
+                                                                   tmp_path):
+    import asyncio
+
+    rt = make_runtime(db_kind)
+    ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
+    first = asyncio.run(rt.answers.ask("alice.a", "When does the staging password rotate?"))
+    assert FACTS["eng-private"].split(" every ")[1].rstrip(".") in first.answer
+    follow = asyncio.run(rt.answers.ask("alice.a", "and which database?", first.conversation_id))
+    assert follow.conversation_id == first.conversation_id
+
+    async def summary():
+        return [ev async for ev in rt.answers.summarize_events(
+            "alice.a", "channel", channel_id="eng-private", days=3650)]
+
+    done = asyncio.run(summary())[-1].data
+    assert done["conversation_id"]
+    assert rt.answers.feedback("alice.a", first.answer_id, "down", "too short")["rating"] == "down"
+    audit = rt.answers.audit(user="alice.a")
+    assert [r["action"] for r in audit][:3] == ["summary", "ask", "ask"]
+    assert audit[-1]["latency_ms"] > 0 and audit[-1]["channel_ids"]
