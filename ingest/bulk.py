@@ -232,7 +232,8 @@ class BulkLoader:
 
     def _commit(self, s: Session, dirty: set[str], report: LoadReport) -> None:
         if dirty:
-            s.execute(update(Channel).where(Channel.id.in_(list(dirty))).values(dirty=True))
+            s.execute(update(Channel).where(Channel.id.in_(list(dirty))).values(
+                dirty=True, dirty_seq=Channel.dirty_seq + 1))
             report.dirty_channels |= dirty
             dirty.clear()
         s.commit()

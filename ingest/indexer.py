@@ -45,6 +45,7 @@ class _Job:
     chunks: list[Chunk]
     stale: list[str]
     todo: list[Chunk]
+    dirty_seq: int = 0
     embeddings: object = None
 
 
@@ -62,11 +63,13 @@ class Indexer:
             return list(s.scalars(select(Channel.id).where(Channel.dirty.is_(True))
                                   .order_by(Channel.id)))
 
-    def _load(self, channel_id: str) -> tuple[ChannelInfo, list[Message], list[FileDoc]] | None:
+    def _load(self, channel_id: str
+              ) -> tuple[ChannelInfo, list[Message], list[FileDoc], int] | None:
         with self.db.session() as s:
             ch = s.get(Channel, channel_id)
             if ch is None:
                 return None
+            seq = ch.dirty_seq
             team = s.get(Team, ch.team_id) if ch.team_id else None
             info = ChannelInfo(id=ch.id, team_id=ch.team_id or "", type=ch.type, name=ch.name,
                                display_name=ch.display_name, team_name=team.name if team else "")
@@ -98,7 +101,7 @@ class Indexer:
             docs.append(FileDoc(f.id, post.id, post.root_id or post.id, post.user_id,
                                 author(post.user_id), f.create_at or post.create_at, f.name,
                                 f.kind, f.text))
-        return info, msgs, docs
+        return info, msgs, docs, seq
 
     def run(self, channel_ids: list[str] | None = None,
             progress: Callable[[IndexReport, int], None] | None = None) -> IndexReport:
@@ -132,7 +135,7 @@ class Indexer:
         loaded = self._load(cid)
         if loaded is None:
             return None
-        info, msgs, docs = loaded
+        info, msgs, docs, seq = loaded
         chunks = self.chunker.chunk_channel(info, msgs, docs)
         existing = self.index.channel_hashes(cid)
         todo = [c for c in chunks if existing.get(c.id) != c.hash]
@@ -144,7 +147,7 @@ class Indexer:
         report.chunks += len(chunks)
         report.unchanged += len(chunks) - len(todo)
         report.deleted += len(stale)
-        return _Job(cid, chunks, stale, todo)
+        return _Job(cid, chunks, stale, todo, dirty_seq=seq)
 
     def _embed(self, jobs: list[_Job], report: IndexReport) -> None:
         texts = [c.text for j in jobs for c in j.todo]
@@ -176,7 +179,10 @@ class Indexer:
                     update(Channel).where(Channel.id == j.channel_id).values(
                         chunk_count=len(j.chunks),
                         index_version=Channel.index_version + 1,
-                        dirty=False,
                     )
                 )
+                # clean only if nothing changed since the channel was read
+                s.execute(update(Channel).where(Channel.id == j.channel_id,
+                                                Channel.dirty_seq == j.dirty_seq)
+                          .values(dirty=False))
             s.commit()

@@ -47,6 +47,9 @@ class Channel(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     index_version: Mapped[int] = mapped_column(Integer, default=0)
     dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # bumped each time the channel is marked dirty: the indexer clears ``dirty`` only if no
+    # change arrived while it was indexing (live updates and a re-index may overlap)
+    dirty_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class User(Base):

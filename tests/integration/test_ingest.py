@@ -166,3 +166,25 @@ def test_missing_export_is_a_clear_error(make_runtime, tmp_path):
     rt = make_runtime()
     with pytest.raises(ExportError, match="no such file"):
         BulkLoader(rt.db).load(tmp_path / "nope.zip")
+
+
+def test_a_change_that_arrives_while_indexing_keeps_the_channel_dirty(make_runtime, tmp_path):
+    rt = make_runtime()
+    path = small_ws().write(tmp_path / "a.jsonl")
+    BulkLoader(rt.db).load(path)
+    indexer = make_indexer(rt)
+    real_write = indexer._write
+
+    def write_after_a_late_edit(jobs):
+        ws = small_ws()
+        ws.posts[1]["message"] = "Lunch order: sushi this time."
+        BulkLoader(rt.db).load(ws.write(tmp_path / "b.jsonl"))  # lands mid-run
+        real_write(jobs)
+
+    indexer._write = write_after_a_late_edit
+    indexer.run()
+    assert "tacos" in " ".join(chunk_texts(rt))  # what was read before the edit was written
+    assert make_indexer(rt).dirty_channels()  # ...and the edited channel is still dirty
+    make_indexer(rt).run()
+    texts = " ".join(chunk_texts(rt))
+    assert "sushi" in texts and "tacos" not in texts
