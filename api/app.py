@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from rag.answer import Source
 from rag.errors import InvalidRequest, OpenOpsError
-from rag.search import MAX_K
+from rag.search import MAX_K, SearchResult
 
 
 class SearchRequest(BaseModel):
@@ -23,24 +24,8 @@ class SearchRequest(BaseModel):
     k: int = Field(8, ge=1, le=MAX_K, description="Number of results.")
 
 
-class SearchResultModel(BaseModel):
-    text: str
-    score: float
-    post_id: str
-    thread_id: str
-    channel_id: str
-    channel_name: str
-    team_name: str
-    channel_type: str
-    source: str
-    permalink: str | None
-    file_name: str | None = None
-    first_ts: int = 0
-    last_ts: int = 0
-
-
 class SearchResponseModel(BaseModel):
-    results: list[SearchResultModel]
+    results: list[SearchResult]
 
 
 class AskRequest(BaseModel):
@@ -51,25 +36,9 @@ class AskRequest(BaseModel):
     stream: bool = Field(False, description="Answer as Server-Sent Events.")
 
 
-class SourceModel(BaseModel):
-    n: int
-    post_id: str
-    thread_id: str
-    channel_id: str
-    channel_name: str
-    team_name: str
-    channel_type: str
-    author: str
-    created_at: int
-    permalink: str | None
-    source: str
-    file_name: str | None
-    text: str
-
-
 class AskResponse(BaseModel):
     answer: str
-    sources: list[SourceModel]
+    sources: list[Source]
     conversation_id: str
     answer_id: str
     model: str
@@ -91,7 +60,7 @@ class SummaryRequest(BaseModel):
 class SummaryResponse(BaseModel):
     summary: str
     title: str
-    sources: list[SourceModel]
+    sources: list[Source]
     conversation_id: str
     answer_id: str
     model: str

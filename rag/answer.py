@@ -372,6 +372,13 @@ class AnswerService:
             fence(s.n, f'channel="{s.channel_name}" author="{s.author}" '
                        f'time="{fmt_ms(s.created_at)}"', s.text) for s in sources)
         msgs.append(ChatMessage("user", f"Sources:\n{context}\n\nQuestion: {question}"))
+        async for out in self._guarded(msgs, gen, allowed):
+            yield out
+
+    async def _guarded(self, msgs: list[ChatMessage], gen: Generation,
+                       allowed: set[str]) -> AsyncIterator[str]:
+        """The model's stream through the output guard (no images, HTML or foreign links)."""
+        assert self.generator is not None
         guard = StreamSanitizer(allowed)
         async for delta in self.generator.astream(msgs, gen):
             out = guard.feed(delta)
@@ -602,14 +609,8 @@ class AnswerService:
                                    s.text) for s in groups[0])
         msgs = [ChatMessage("system", SUMMARY_SYSTEM), ChatMessage("user", (
             f"The reader is {reader}; point out what concerns them.\nSummarise: {title}\n\n{body}"))]
-        guard = StreamSanitizer({s.permalink for s in sources if s.permalink})
-        async for delta in self.generator.astream(msgs, gen):
-            out = guard.feed(delta)
-            if out:
-                yield out
-        tail = guard.flush()
-        if tail:
-            yield tail
+        async for out in self._guarded(msgs, gen, {s.permalink for s in sources if s.permalink}):
+            yield out
 
     def _save_summary(self, user: User, kind: str, title: str, text: str, items, channels,
                       sources: list[Source], params: dict) -> tuple[str, str]:

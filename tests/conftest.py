@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -100,6 +101,26 @@ def wait_http(url: str, timeout: float = 60) -> None:
             last = exc
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout}s: {last}")
+
+
+@contextlib.contextmanager
+def serve_app(app):
+    """Run an ASGI app with uvicorn on a free loopback port; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz")
+        yield base
+    finally:
+        srv.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="session")

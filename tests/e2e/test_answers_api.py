@@ -4,15 +4,13 @@ over real HTTP, in the extractive mode (no model, no network)."""
 from __future__ import annotations
 
 import json
-import threading
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from ingest.pipeline import ingest_path
-from tests.conftest import free_port, wait_http
+from tests.conftest import serve_app
 from tests.integration.test_permissions import FACTS, workspace
 
 KEY, ADMIN = "k-123", "admin-456"
@@ -31,16 +29,8 @@ def server(embedder, tmp_path_factory):
                           collection=f"a{uuid.uuid4().hex[:10]}"))
     rt.__dict__["embedder"] = embedder
     ingest_path(rt, workspace().write(home / "ws.jsonl"))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port,
-                                       log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/healthz")
-    yield base
-    srv.should_exit = True
-    t.join(10)
+    with serve_app(create_app(rt)) as base:
+        yield base
     rt.close()
 
 

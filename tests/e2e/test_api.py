@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from ingest.pipeline import ingest_path
-from tests.conftest import ROOT, free_port, wait_http
+from tests.conftest import ROOT, free_port, serve_app, wait_http
 from tests.integration.test_permissions import FACTS, workspace
 
 KEY = "test-key-123"
@@ -24,16 +22,8 @@ KEY = "test-key-123"
 def server(make_runtime, tmp_path):
     rt = make_runtime(api_key=KEY, mattermost_url="https://chat.example.com")
     ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
-    port = free_port()
-    config = uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/healthz")
-    yield base
-    srv.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(rt)) as base:
+        yield base
 
 
 def auth(key: str = KEY) -> dict:

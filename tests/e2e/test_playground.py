@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.playground import mount_playground
 from ingest.pipeline import ingest_path
-from tests.conftest import ROOT, free_port, wait_http
+from tests.conftest import ROOT, serve_app
 from tests.integration.test_permissions import FACTS, workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -69,15 +67,8 @@ def server(make_runtime, tmp_path):
     app = create_app(rt, insecure_local=True)
     if not any(getattr(r, "path", None) == "/" for r in app.routes):
         mount_playground(app, rt, insecure_local=True)  # until api/app.py mounts it itself
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/healthz")
-    yield base
-    srv.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield base
 
 
 def _finished(turn) -> None:

@@ -81,6 +81,18 @@ def build(spec) -> tuple[WS, dict[str, str]]:
     return ws, marker
 
 
+def revoke(ws: WS, spec) -> None:
+    """The newer snapshot: some users lose a channel membership in each team, or are
+    deactivated."""
+    for idx, deactivate in spec["revoke"]:
+        user = ws.users[idx]
+        if deactivate:
+            user["delete_at"] = 1
+        else:
+            for t in user["teams"]:
+                t["channels"] = t["channels"][1:]
+
+
 def oracle(ws: WS) -> dict[str, set[str]]:
     """Mattermost's rules, written independently of rag.permissions, over the export itself."""
     chan = {f"{c['team']}/{c['name']}": c for c in ws.channels}
@@ -171,14 +183,7 @@ def test_no_user_ever_sees_a_channel_they_may_not_read(spec, embedder, tmp_path_
         ws, marker = build(spec)
         ingest_path(rt, ws.write(home / "a.jsonl"))
         check(rt, ws, marker)
-        # revoke: drop channel memberships / deactivate, then re-ingest the newer snapshot
-        for idx, deactivate in spec["revoke"]:
-            user = ws.users[idx]
-            if deactivate:
-                user["delete_at"] = 1
-            else:
-                for t in user["teams"]:
-                    t["channels"] = t["channels"][1:]
+        revoke(ws, spec)  # then re-ingest the newer snapshot
         ingest_path(rt, ws.write(home / "b.jsonl"))
         check(rt, ws, marker)
         json.dumps(spec)
@@ -199,13 +204,7 @@ def test_answers_summaries_and_follow_ups_never_use_unreadable_content(spec, emb
         ws, marker = build(spec)
         ingest_path(rt, ws.write(home / "a.jsonl"))
         check_answers(rt, ws, marker, oracle(ws))
-        for idx, deactivate in spec["revoke"]:
-            user = ws.users[idx]
-            if deactivate:
-                user["delete_at"] = 1
-            else:
-                for t in user["teams"]:
-                    t["channels"] = t["channels"][1:]
+        revoke(ws, spec)
         ingest_path(rt, ws.write(home / "b.jsonl"))
         check_answers(rt, ws, marker, oracle(ws))
     finally:
