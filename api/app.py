@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from rag.answer import Source
+from rag.answer import Source, collect
 from rag.errors import InvalidRequest, OpenOpsError
 from rag.search import MAX_K, SearchResult
 
@@ -211,18 +211,8 @@ def create_app(runtime, *, insecure_local: bool = False) -> FastAPI:
         events = await first_checked(events)
         if body.stream:
             return sse(events)
-        parts, sources, done = [], [], {}
-        async for ev in events:
-            if ev.type == "token":
-                parts.append(ev.data)
-            elif ev.type == "sources":
-                sources = ev.data
-            elif ev.type == "done":
-                done = ev.data
-            elif ev.type == "error":
-                return JSONResponse(status_code=ev.data.get("status", 502),
-                                    content={"error": ev.data["error"]})
-        return {"summary": "".join(parts), "title": done["title"], "sources": sources,
+        text, sources, done = await collect(events)
+        return {"summary": text, "title": done["title"], "sources": sources,
                 "conversation_id": done["conversation_id"], "answer_id": done["answer_id"],
                 "model": done["model"]}
 

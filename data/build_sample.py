@@ -23,7 +23,7 @@ import json
 import sys
 import textwrap
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +38,7 @@ def T(spec: str) -> datetime:
     md, hm = spec.split()
     m, d = (int(x) for x in md.split("-"))
     h, mi = (int(x) for x in hm.split(":"))
-    return datetime(YEAR, m, d, h, mi, tzinfo=timezone.utc)
+    return datetime(YEAR, m, d, h, mi, tzinfo=UTC)
 
 
 def ms(dt: datetime) -> int:
@@ -1343,8 +1343,8 @@ def _pdf_styles():
 
 def _pdf_table(rows, widths):
     from reportlab.lib import colors
-    from reportlab.platypus import Paragraph, Table, TableStyle
     from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus import Paragraph, Table, TableStyle
     cell = ParagraphStyle("cell", fontName="Helvetica", fontSize=8.5, leading=10.5)
     head = ParagraphStyle("head", parent=cell, fontName="Helvetica-Bold")
     data = [[Paragraph(str(c), head if r == 0 else cell) for c in row] for r, row in enumerate(rows)]
@@ -1360,6 +1360,7 @@ def _pdf_table(rows, widths):
 
 def _build_pdf(path: Path, story, title, author, subject, when: datetime):
     import os
+
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate
@@ -1376,7 +1377,7 @@ def _build_pdf(path: Path, story, title, author, subject, when: datetime):
                             subject=subject, creator=f"{COMPANY} docs", producer="ReportLab", invariant=1)
     # invariant=1 fixes the document ID; SOURCE_DATE_EPOCH sets a fixed, meaningful creation date.
     old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(when.replace(tzinfo=timezone.utc).timestamp()))
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(when.replace(tzinfo=UTC).timestamp()))
     try:
         doc.build(story, onFirstPage=footer, onLaterPages=footer)
     finally:

@@ -16,15 +16,15 @@ import json
 import re
 import sys
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ORDER = ["version", "team", "channel", "user", "post", "direct_channel", "direct_post"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{2,21}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]+$")
-START = int(datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp() * 1000)
-END = int(datetime(2026, 12, 1, tzinfo=timezone.utc).timestamp() * 1000)
+START = int(datetime(2026, 9, 1, tzinfo=UTC).timestamp() * 1000)
+END = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
 MAX_MESSAGE = 16383
 REQUIRED_POSITIONS = ["Director of Product Engineering", "Head of Content"]
 

@@ -244,21 +244,8 @@ class AnswerService:
         return self._budget(self._sources(hits), question, history)
 
     async def ask(self, who: str, question: str, conversation_id: str | None = None) -> AskResult:
-        parts: list[str] = []
-        sources: list[dict] = []
-        done: dict = {}
-        async for ev in self.ask_events(who, question, conversation_id):
-            if ev.type == "token":
-                parts.append(ev.data)
-            elif ev.type == "sources":
-                sources = ev.data
-            elif ev.type == "done":
-                done = ev.data
-            elif ev.type == "error":
-                from .llm.base import ProviderError
-
-                raise ProviderError(ev.data["error"], status=ev.data.get("status", 502))
-        return AskResult("".join(parts), sources, done["conversation_id"], done["answer_id"],
+        text, sources, done = await collect(self.ask_events(who, question, conversation_id))
+        return AskResult(text, sources, done["conversation_id"], done["answer_id"],
                          done["model"], done["scope_channels"], done)
 
     async def _condense(self, question: str, history: list[ConversationMessage]) -> str:
@@ -643,6 +630,25 @@ class AnswerService:
             "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
             "latency_ms": r.latency_ms, "answer_text": r.answer_text, "answer_id": r.answer_id,
         } for r in rows]
+
+
+async def collect(events: AsyncIterator[Event]) -> tuple[str, list[dict], dict]:
+    """Join an event stream into (text, sources, done); an ``error`` event is raised."""
+    parts: list[str] = []
+    sources: list[dict] = []
+    done: dict = {}
+    async for ev in events:
+        if ev.type == "token":
+            parts.append(ev.data)
+        elif ev.type == "sources":
+            sources = ev.data
+        elif ev.type == "done":
+            done = ev.data
+        elif ev.type == "error":
+            from .llm.base import ProviderError
+
+            raise ProviderError(ev.data["error"], status=ev.data.get("status", 502))
+    return "".join(parts), sources, done
 
 
 def _cited(text: str, sources: list[Source]) -> list[Source]:
