@@ -420,8 +420,14 @@ class AnswerService:
         if rating not in ("up", "down"):
             raise InvalidRequest("rating: must be 'up' or 'down'")
         user = self._user(who)
+        scope = self._scope(user)
         with self.db.session() as s:
-            if s.get(Answer, answer_id) is None:
+            answer = s.get(Answer, answer_id)
+            drawn = {x.get("channel_id") for x in json.loads(answer.sources or "[]")
+                     if x.get("channel_id")} if answer else set()
+            # the asker, or anyone who may read everything the answer drew on (a reader of the
+            # channel it was posted in); to anyone else the answer does not exist
+            if answer is None or (answer.user_id != user.id and not drawn <= scope.channel_ids):
                 raise NotFound(f"answer {answer_id!r} does not exist")
             fb = Feedback(answer_id=answer_id, user_id=user.id, rating=rating,
                           comment=comment or "", created_at=now_ms())

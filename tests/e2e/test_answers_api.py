@@ -223,3 +223,15 @@ def test_a_private_ask_conversation_lends_nothing_to_an_outsider(server):
                                      "conversation_id": first["conversation_id"]}).json()
     assert "Tuesday" not in other["answer"]
     assert other["conversation_id"] != first["conversation_id"]
+
+
+def test_feedback_only_from_someone_who_may_read_the_answer(server):
+    private = post(server, "/v1/ask", {"user": "alice.a",
+                                       "question": "When does the staging password rotate?"}).json()
+    r = post(server, "/v1/feedback", {"user": "bob.b", "answer_id": private["answer_id"],
+                                      "rating": "up"})
+    assert r.status_code == 404
+    # everything bob may read, alice may read too: she may rate his answer
+    bobs = post(server, "/v1/ask", {"user": "bob.b", "question": "lasagna on Fridays?"}).json()
+    assert post(server, "/v1/feedback", {"user": "alice.a", "answer_id": bobs["answer_id"],
+                                         "rating": "up"}).status_code == 200
