@@ -124,7 +124,7 @@ class AnswerService:
             return len(text) // 4 + 1
 
     def _sources(self, hits: list[Hit]) -> list[Source]:
-        presented = self.search._present(hits)  # noqa: SLF001 - same package
+        presented = self.search.present(hits)
         post_ids = {r.post_id for r in presented}
         with self.db.session() as s:
             posts = {p.id: p for p in s.scalars(select(Post).where(Post.id.in_(post_ids)))}
@@ -215,9 +215,10 @@ class AnswerService:
                                           sources, answer_id)
         yield Event("sources", [s.public() for s in cited])
         latency = (time.perf_counter() - t0) * 1000
-        self._audit(user_id=user.id, action="ask", question=question, sources=cited, gen=gen,
-                    latency_ms=latency, answer_text=text, answer_id=answer_id,
-                    model=self.model_name)
+        await asyncio.to_thread(
+            self._audit, user_id=user.id, action="ask", question=question, sources=cited,
+            gen=gen, latency_ms=latency, answer_text=text, answer_id=answer_id,
+            model=self.model_name)
         yield Event("done", {"answer_id": answer_id, "conversation_id": conv_id,
                              "model": self.model_name, "scope_channels": len(scope.channels),
                              "input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
@@ -511,12 +512,12 @@ class AnswerService:
                                days: float | None = None, file_id: str | None = None,
                                transcript: str | None = None) -> AsyncIterator[Event]:
         t0 = time.perf_counter()
-        user = self._user(who)
-        scope = self._scope(user)
-        title, channels, items = self._summary_posts(
-            user, scope, kind, thread_id=thread_id, channel_id=channel_id, since=since,
-            days=days, file_id=file_id, transcript=transcript)
-        sources = self._item_sources(items, channels)
+        user, scope, *_ = await asyncio.to_thread(self._start, who, None)
+        title, channels, items = await asyncio.to_thread(
+            lambda: self._summary_posts(user, scope, kind, thread_id=thread_id,
+                                        channel_id=channel_id, since=since, days=days,
+                                        file_id=file_id, transcript=transcript))
+        sources = await asyncio.to_thread(self._item_sources, items, channels)
         gen = Generation(model=self.model_name)
         parts: list[str] = []
         try:
@@ -527,16 +528,17 @@ class AnswerService:
             yield Event("error", {"error": str(exc), "status": getattr(exc, "status", 502)})
             return
         text = "".join(parts)
-        conv_id, answer_id = self._save_summary(user, kind, title, text, items, channels, sources,
-                                                dict(thread_id=thread_id, channel_id=channel_id,
-                                                     since=since, days=days, file_id=file_id,
-                                                     channels=channels))
+        conv_id, answer_id = await asyncio.to_thread(
+            self._save_summary, user, kind, title, text, items, channels, sources,
+            dict(thread_id=thread_id, channel_id=channel_id, since=since, days=days,
+                 file_id=file_id, channels=channels))
         cited = _cited(text, sources)
         yield Event("sources", [s.public() for s in cited])
         latency = (time.perf_counter() - t0) * 1000
-        self._audit(user_id=user.id, action="summary", question=f"{kind}: {title}",
-                    sources=sources, gen=gen, latency_ms=latency, answer_text=text,
-                    answer_id=answer_id, model=self.model_name)
+        await asyncio.to_thread(
+            self._audit, user_id=user.id, action="summary", question=f"{kind}: {title}",
+            sources=sources, gen=gen, latency_ms=latency, answer_text=text,
+            answer_id=answer_id, model=self.model_name)
         yield Event("done", {"answer_id": answer_id, "conversation_id": conv_id, "title": title,
                              "model": self.model_name, "posts": len(items),
                              "latency_ms": round(latency, 1)})

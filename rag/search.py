@@ -109,11 +109,11 @@ class SearchService:
             self.embedder  # noqa: B018 - load outside the timed part
         t0 = time.perf_counter()
         hits = self.retrieve(scope, query, k) if not scope.empty else []
-        results = self._present(hits)
+        results = self.present(hits)
         return SearchResponse(scope.user_id, results, len(scope.channels),
                               (time.perf_counter() - t0) * 1000)
 
-    def _present(self, hits: list[Hit]) -> list[SearchResult]:
+    def present(self, hits: list[Hit]) -> list[SearchResult]:
         if not hits:
             return []
         cids = {str(h.metadata.get("channel_id")) for h in hits}
