@@ -35,7 +35,7 @@ from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, find_user
 from .prompts import CONDENSE, SUMMARY_SYSTEM, SYSTEM, StreamSanitizer, fence
-from .search import SearchService
+from .search import SearchService, write_audit
 
 ANSWER_RESERVE = 1024  # tokens kept free for the model's answer
 
@@ -145,17 +145,12 @@ class AnswerService:
     def _audit(self, *, user_id: str, action: str, question: str, sources: list[Source],
                gen: Generation | None, latency_ms: float, answer_text: str | None,
                answer_id: str | None, model: str) -> None:
-        with self.db.session() as s:
-            s.add(AuditRecord(
-                at=now_ms(), user_id=user_id, action=action, question=question,
-                channel_ids=json.dumps(sorted({x.channel_id for x in sources})),
-                source_ids=json.dumps([x.post_id for x in sources]), model=model,
-                input_tokens=gen.input_tokens if gen else None,
-                output_tokens=gen.output_tokens if gen else None,
-                latency_ms=round(latency_ms, 1),
-                answer_text=answer_text if self.settings.audit_answer_text else None,
-                answer_id=answer_id))
-            s.commit()
+        write_audit(self.db, user_id=user_id, action=action, question=question,
+                    sources=sources, model=model,
+                    input_tokens=gen.input_tokens if gen else None,
+                    output_tokens=gen.output_tokens if gen else None, latency_ms=latency_ms,
+                    answer_text=answer_text if self.settings.audit_answer_text else None,
+                    answer_id=answer_id)
 
     def _conversation(self, conversation_id: str | None, user: User, scope: Scope
                       ) -> tuple[Conversation | None, list[ConversationMessage], bool]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 
-from .db import Channel, Database, Team
+from .db import AuditRecord, Channel, Database, Team
 from .errors import InvalidRequest, UnknownUser
 from .index import ChunkIndex, Hit
 from .lexical import bm25_small, rrf
@@ -28,6 +30,21 @@ def rerank(query: str, hits: list[Hit]) -> list[Hit]:
     lexical = sorted((i for i, sc in enumerate(scores) if sc > 0), key=lambda i: -scores[i])
     fused = rrf([list(range(len(hits))), lexical])
     return [hits[i] for i in sorted(fused, key=lambda i: -fused[i])]
+
+
+def write_audit(db: Database, *, user_id: str, action: str, question: str,
+                sources: Sequence, model: str, latency_ms: float,
+                input_tokens: int | None = None, output_tokens: int | None = None,
+                answer_text: str | None = None, answer_id: str | None = None) -> None:
+    """One audit record: who asked what, when, which channels and posts it drew on."""
+    with db.session() as s:
+        s.add(AuditRecord(
+            at=int(time.time() * 1000), user_id=user_id, action=action, question=question,
+            channel_ids=json.dumps(sorted({x.channel_id for x in sources})),
+            source_ids=json.dumps([x.post_id for x in sources]), model=model,
+            input_tokens=input_tokens, output_tokens=output_tokens,
+            latency_ms=round(latency_ms, 1), answer_text=answer_text, answer_id=answer_id))
+        s.commit()
 
 
 @dataclass
@@ -110,8 +127,11 @@ class SearchService:
         t0 = time.perf_counter()
         hits = self.retrieve(scope, query, k) if not scope.empty else []
         results = self.present(hits)
-        return SearchResponse(scope.user_id, results, len(scope.channels),
-                              (time.perf_counter() - t0) * 1000)
+        took = (time.perf_counter() - t0) * 1000
+        if scope.user_id:
+            write_audit(self.db, user_id=scope.user_id, action="search", question=query,
+                        sources=results, model="search", latency_ms=took)
+        return SearchResponse(scope.user_id, results, len(scope.channels), took)
 
     def present(self, hits: list[Hit]) -> list[SearchResult]:
         if not hits:

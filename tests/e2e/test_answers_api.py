@@ -170,6 +170,12 @@ def test_feedback_and_audit(server):
     assert mine["action"] == "ask" and mine["question"] == "lasagna day?"
     assert mine["model"] == "extractive" and mine["channel_ids"] and mine["source_ids"]
     assert mine["latency_ms"] > 0 and "lasagna" in mine["answer_text"]
+    hits = post(server, "/v1/search", {"user": "alice.a", "query": "password rotation"}).json()
+    recs = httpx.get(server + "/v1/audit?user=alice.a&limit=1",
+                     headers={"Authorization": f"Bearer {ADMIN}"}).json()["records"]
+    assert recs[0]["action"] == "search" and recs[0]["question"] == "password rotation"
+    assert recs[0]["source_ids"] == [r["post_id"] for r in hits["results"]]
+    assert recs[0]["answer_text"] is None
 
 
 def test_metrics(server):
