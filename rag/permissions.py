@@ -96,3 +96,49 @@ def readable_scope(session: Session, user_id: str | None, *, include_archived: b
         channels=channels,
         public_team_ids=frozenset() if guest else frozenset(team_ids),
     )
+
+
+def channel_readers(session: Session, channel_id: str, *, include_archived: bool = False
+                    ) -> set[str]:
+    """Every active, non-bot user who may read the channel now (the same rules as
+    :func:`readable_scope`, seen from the channel's side)."""
+    ch = session.get(Channel, channel_id)
+    if ch is None or (ch.delete_at and not include_archived):
+        return set()
+    active = select(User.id).where(User.delete_at == 0, User.is_bot.is_(False))
+    members = set(session.scalars(select(ChannelMember.user_id).where(
+        ChannelMember.channel_id == channel_id, ChannelMember.user_id.in_(active))))
+    if ch.type in ("D", "G"):
+        return members
+    team = session.get(Team, ch.team_id) if ch.team_id else None
+    if team is None or (team.delete_at and not include_archived):
+        return set()
+    on_team = set(session.scalars(select(TeamMember.user_id).where(
+        TeamMember.team_id == ch.team_id, TeamMember.user_id.in_(active))))
+    if ch.type == "P":
+        return members & on_team
+    guests = set(session.scalars(select(User.id).where(User.id.in_(list(on_team)),
+                                                       User.is_guest.is_(True)))) if on_team else set()
+    return (on_team - guests) | (members & guests)
+
+
+def audience_scope(session: Session, channel_id: str, *, include_archived: bool = False) -> Scope:
+    """What everyone who may read ``channel_id`` may read: the scope of a reply posted there.
+
+    A public channel's audience is its team (narrowed by any guest members), a private channel's
+    or a group message's its members; the result is the intersection of their scopes, so a
+    reply built from it shows nobody anything they could not already read."""
+    readers = channel_readers(session, channel_id, include_archived=include_archived)
+    if not readers:
+        return Scope(user_id=None)
+    # start from one reader's scope: the audience can only be narrower
+    first = min(readers)
+    base = readable_scope(session, first, include_archived=include_archived)
+    if not base.channels:
+        return Scope(user_id=None)
+    kept = {}
+    for cid, info in base.channels.items():
+        if cid == channel_id or readers <= channel_readers(session, cid,
+                                                          include_archived=include_archived):
+            kept[cid] = info
+    return Scope(user_id=None, channels=kept)

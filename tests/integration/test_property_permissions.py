@@ -146,12 +146,35 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], allowed) -> None:
             text = "".join(ev.data for ev in evs if ev.type == "token")
             assert not leaked(name, text)
             summaries.append((name, next(ev.data for ev in evs if ev.type == "done")))
+    # the bot's replies in a channel: only what every reader of that channel may read
+    from rag.permissions import audience_scope
+
+    key_ids = channel_key_ids(ws)
+    for key, cid in list(key_ids.items())[:3]:
+        readers = [n for n, can in allowed.items() if key in can]
+        if not readers:
+            continue
+        common = set.intersection(*(allowed[n] for n in readers))
+        with rt.db.session() as s:
+            audience = audience_scope(s, cid)
+        res = asyncio.run(collect_answer(rt, readers[0], "note about the plan", audience))
+        outside = {marker[m] for m in marker if f"{m} " in res} - common
+        assert not outside, f"a reply in {key} used {outside}"
     for owner, done in summaries[:2]:
         for u in ws.users:
             res = asyncio.run(rt.answers.ask(u["username"], "and what else?",
                                              done["conversation_id"]))
             assert not leaked(u["username"], res.answer), (
                 f"{u['username']} got {owner}'s summary content")
+
+
+async def collect_answer(rt: Runtime, user: str, question: str, audience) -> str:
+    parts = []
+    async for ev in rt.answers.ask_events(user, question, audience=audience):
+        if ev.type in ("token", "sources"):
+            parts.append(ev.data if ev.type == "token" else
+                         " ".join(s["text"] for s in ev.data))
+    return " ".join(parts)
 
 
 def check(rt: Runtime, ws: WS, marker: dict[str, str]) -> None:
@@ -209,3 +232,47 @@ def test_answers_summaries_and_follow_ups_never_use_unreadable_content(spec, emb
         check_answers(rt, ws, marker, oracle(ws))
     finally:
         rt.close()
+
+
+def channel_key_ids(ws: WS) -> dict[str, str]:
+    from ingest import ids
+
+    out = {f"{c['team']}/{c['name']}": ids.channel_id(c["team"], c["name"]) for c in ws.channels}
+    for d in ws.directs:
+        out["dm:" + ",".join(sorted(d["members"]))] = ids.direct_channel_id(d["members"])
+    return out
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(spec=workspaces())
+def test_a_reply_in_a_channel_uses_exactly_what_all_its_readers_may_read(spec, tmp_path_factory):
+    """The bot's audience rule: the scope of a reply posted in channel C is the intersection of
+    the scopes of everyone who may read C (by the independent oracle), no more and no less;
+    before and after revocations."""
+    from ingest.bulk import BulkLoader
+    from rag.db import open_database
+    from rag.permissions import audience_scope, channel_readers
+
+    home = tmp_path_factory.mktemp("audience")
+    db = open_database(f"sqlite:///{home / 'a.db'}")
+    try:
+        ws, _ = build(spec)
+        for snapshot in ("a", "b"):
+            if snapshot == "b":
+                revoke(ws, spec)
+            BulkLoader(db).load(ws.write(home / f"{snapshot}.jsonl"))
+            allowed = oracle(ws)
+            key_of = {v: k for k, v in channel_key_ids(ws).items()}
+            from ingest import ids
+
+            uid = {u["username"]: ids.user_id(u["username"]) for u in ws.users}
+            with db.session() as s:
+                for cid, key in key_of.items():
+                    readers = {name for name, can in allowed.items() if key in can}
+                    assert channel_readers(s, cid) == {uid[n] for n in readers}, key
+                    got = {key_of[c] for c in audience_scope(s, cid).channels}
+                    want = set.intersection(*(allowed[n] for n in readers)) if readers else set()
+                    assert got == want, f"audience of {key}"
+    finally:
+        db.dispose()
