@@ -228,3 +228,63 @@ class AuditRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     answer_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+# ---- the live Mattermost connection (issue 4) --------------------------------------------
+class SyncCursor(Base):
+    """Per channel, the newest ``update_at`` applied from Mattermost: after a gap the bot asks
+    for posts changed since then (``GET /channels/{id}/posts?since=``)."""
+
+    __tablename__ = "sync_cursors"
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    update_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BotTrigger(Base):
+    """A post the bot has taken up (a mention, a DM): it is never answered twice, across
+    restarts and catch-ups."""
+
+    __tablename__ = "bot_triggers"
+    post_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="started")  # started | done | failed
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BotPost(Base):
+    """A post the bot wrote, and the answer it carries (reactions on it are feedback)."""
+
+    __tablename__ = "bot_posts"
+    post_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), default="")
+    root_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    trigger_id: Mapped[str] = mapped_column(String(64), default="")
+    user_id: Mapped[str] = mapped_column(String(64), default="")  # who asked
+    kind: Mapped[str] = mapped_column(String(16), default="answer")  # answer | summary | notice
+    answer_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BotConversation(Base):
+    """The conversation a DM with the bot continues (key: the DM channel and thread root)."""
+
+    __tablename__ = "bot_conversations"
+    key: Mapped[str] = mapped_column(String(140), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Job(Base):
+    """A long admin job (a re-index from the live server), with progress and a resume cursor."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued running done failed cancelled
+    progress: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    cursor: Mapped[str] = mapped_column(Text, default="{}")  # JSON: where to resume
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)

@@ -51,7 +51,33 @@ class Settings(BaseSettings):
         None, description="Bearer token the HTTP API requires. Required unless --insecure-local."
     )
     mattermost_url: str | None = Field(
-        None, description="Base URL of the Mattermost server, used for permalinks."
+        None,
+        description="Base URL of the Mattermost server (https://chat.example.com): permalinks, "
+        "and with OPENOPS_MATTERMOST_TOKEN the live bot and `openops sync`.",
+    )
+    mattermost_token: str | None = Field(
+        None,
+        description="Access token of the bot account. With OPENOPS_MATTERMOST_URL, `openops "
+        "serve` runs the bot. A full re-index needs the bot to have the system_admin role.",
+    )
+    mattermost_ca_file: str | None = Field(
+        None,
+        description="PEM file of the CA that signed the Mattermost server's certificate, when it "
+        "is not a public CA (TLS is always verified).",
+    )
+    mattermost_command_token: str | None = Field(
+        None,
+        description="Token of the /openops slash command (Mattermost shows it when the command "
+        "is created); requests to /mattermost/command without it are refused.",
+    )
+    bot_stream_interval_ms: int = Field(
+        400, description="The bot edits its streaming post at most this often."
+    )
+    bot_stream_tokens: int = Field(
+        40, description="...or after this many new tokens, whichever comes first."
+    )
+    bot_post_limit: int = Field(
+        16383, description="Longest post Mattermost accepts; longer answers continue in a new post."
     )
     include_archived: bool = Field(
         False,
