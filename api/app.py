@@ -73,14 +73,36 @@ class FeedbackRequest(BaseModel):
     comment: str | None = Field(None, max_length=4000)
 
 
+class ReindexRequest(BaseModel):
+    scope: Literal["all"] | dict[str, str] = Field(
+        "all", description='"all", {"team_id": ...} or {"channel_id": ...}')
+
+
 class ErrorModel(BaseModel):
     error: str
     detail: object | None = None
 
 
-def create_app(runtime, *, insecure_local: bool = False) -> FastAPI:
-    app = FastAPI(title="OpenOps", version="0.1.0",
+def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
+    """``live``: the bot, index worker and re-index jobs (:class:`bot.live.Live`); by default
+    built from the settings, running the bot when OPENOPS_MATTERMOST_URL and _TOKEN are set."""
+    from contextlib import asynccontextmanager
+
+    from bot.live import Live
+
+    live = live if live is not None else Live(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await live.start()
+        try:
+            yield
+        finally:
+            await live.stop()
+
+    app = FastAPI(title="OpenOps", version="0.1.0", lifespan=lifespan,
                   description="Permission-aware search over a Mattermost workspace.")
+    app.state.live = live
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -263,6 +285,29 @@ def create_app(runtime, *, insecure_local: bool = False) -> FastAPI:
     def metrics() -> Response:
         return PlainTextResponse(runtime.metrics.render().decode(),
                                  media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/reindex", status_code=202, dependencies=[Depends(admin)],
+              responses={400: {"model": ErrorModel}, 401: {"model": ErrorModel}})
+    async def reindex(body: ReindexRequest) -> dict:
+        """Re-index from the live Mattermost server (admin key): the whole server, a team or a
+        channel. Returns the job at once; follow it at ``GET /v1/jobs/{job_id}``."""
+        return live.jobs.start(body.scope)
+
+    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(admin)],
+             responses={404: {"model": ErrorModel}})
+    def job(job_id: str) -> dict:
+        """A job's status and progress: channels, posts, files and chunks done, errors."""
+        return live.jobs.get(job_id)
+
+    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(admin)],
+                responses={404: {"model": ErrorModel}})
+    def cancel_job(job_id: str) -> dict:
+        """Cancel a job (it stops after the page it is on; what it synced stays)."""
+        return live.jobs.cancel(job_id)
+
+    from bot.commands import router as command_router
+
+    app.include_router(command_router(lambda: live.bot, runtime.settings))
 
     from api.playground import mount_playground
 

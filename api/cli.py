@@ -196,7 +196,8 @@ def serve(
         False, "--insecure-local",
         help="Run without OPENOPS_API_KEY: no authentication, bound to 127.0.0.1 only."),
 ) -> None:
-    """Start the HTTP API (FastAPI)."""
+    """Start the HTTP API (FastAPI) and, when OPENOPS_MATTERMOST_URL and _TOKEN are set, the
+    Mattermost bot in the same process."""
     import uvicorn
 
     from api.app import create_app
@@ -213,6 +214,141 @@ def serve(
     _warm_in_background(rt)
     console.print(f"OpenOps API on http://{host}:{port} (docs at /docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _mattermost(rt):
+    from bot.mattermost import Mattermost, MattermostError
+
+    s = rt.settings
+    if not (s.mattermost_url and s.mattermost_token):
+        _fail("set OPENOPS_MATTERMOST_URL (https://chat.example.com) and OPENOPS_MATTERMOST_TOKEN "
+              "(the bot account's access token) first", code=2)
+    try:
+        return Mattermost(s.mattermost_url, s.mattermost_token, ca_file=s.mattermost_ca_file)
+    except MattermostError as exc:
+        _fail(str(exc), code=2)
+
+
+@app.command()
+def sync(
+    team: str | None = typer.Option(None, help="Only this team (id)."),
+    channel: str | None = typer.Option(None, help="Only this channel (id)."),
+    changed_only: bool = typer.Option(
+        False, "--changed-only", help="Only posts changed since the last sync of each channel."),
+) -> None:
+    """Re-index from the live Mattermost server through its REST API (resumable; search keeps
+    answering meanwhile)."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.mattermost import MattermostError
+    from bot.mirror import Mirror
+    from bot.sync import Syncer
+    from ingest.pipeline import make_indexer
+
+    rt = _runtime()
+    mm = _mattermost(rt)
+    scope: dict | str = {"channel_id": channel} if channel else {"team_id": team} if team else "all"
+    mirror = Mirror(rt.db)
+
+    async def run(bar, task):
+        def on_progress(p, _cursor) -> None:
+            bar.update(task, total=p.channels_total or None, completed=p.channels_done,
+                       info=f"{p.phase}: users {p.users} posts {p.posts} files {p.files} "
+                            f"errors {len(p.errors)}")
+
+        try:
+            me = await mm.login()
+            mirror.bot_user_id = me["id"]
+            syncer = Syncer(mm, mirror, on_progress=on_progress)
+            return await syncer.run(scope, incremental=changed_only)
+        finally:
+            await mm.close()
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("syncing channels", total=None, info="connecting")
+        try:
+            progress = asyncio.run(run(bar, task))
+        except MattermostError as exc:
+            _fail(str(exc))
+            return
+        t_idx = bar.add_task("indexing channels", total=None, info="")
+
+        def on_index(r, total) -> None:
+            bar.update(t_idx, total=total, completed=r.channels,
+                       info=f"chunks {r.chunks} embedded {r.embedded}")
+
+        report = make_indexer(rt).run(progress=on_index)
+    out.print(f"synced {progress.channels_done} channels, {progress.posts} posts, "
+              f"{progress.files} files from {rt.settings.mattermost_url}; indexed "
+              f"{report.channels} channels ({report.chunks} chunks, {report.embedded} embedded)")
+    for e in progress.errors[:20]:
+        console.print(f"[yellow]skipped:[/] {e}")
+
+
+mattermost_app = typer.Typer(help="Mattermost integration.", no_args_is_help=True)
+app.add_typer(mattermost_app, name="mattermost")
+
+
+@mattermost_app.command("setup")
+def mattermost_setup(
+    url: str = typer.Option(..., help="URL Mattermost calls for /openops, e.g. "
+                                      "http://openops:8080/mattermost/command"),
+    team: list[str] = typer.Option(None, help="Team names (default: every team of the bot)."),
+) -> None:
+    """Create the /openops slash command in each team through the API (needs a token allowed
+    to manage slash commands) and print the command token to set as
+    OPENOPS_MATTERMOST_COMMAND_TOKEN."""
+    import asyncio
+
+    from bot.mattermost import MattermostError
+
+    rt = _runtime()
+    mm = _mattermost(rt)
+
+    async def run() -> list[tuple[str, str, bool]]:
+        made = []
+        try:
+            me = await mm.login()
+            teams = await mm.get(f"/api/v4/users/{me['id']}/teams")
+            for t in teams:
+                if team and t["name"] not in team:
+                    continue
+                existing = [c for c in await mm.commands(t["id"]) if c.get("trigger") == "openops"]
+                if existing:
+                    made.append((t["name"], existing[0].get("token", ""), False))
+                    continue
+                cmd = await mm.create_command({
+                    "team_id": t["id"], "trigger": "openops", "method": "P", "url": url,
+                    "display_name": "OpenOps", "description": "Answers and summaries with sources",
+                    "auto_complete": True, "auto_complete_desc": "ask, summarize, react, help",
+                    "auto_complete_hint": "[ask QUESTION | summarize [--days N] | react | help]",
+                    "username": me.get("username", "openops")})
+                made.append((t["name"], cmd.get("token", ""), True))
+        finally:
+            await mm.close()
+        return made
+
+    try:
+        made = asyncio.run(run())
+    except MattermostError as exc:
+        _fail(f"{exc}. Create the command by hand instead: System Console > Integrations > "
+              "Slash Commands (the README shows the fields).")
+        return
+    if not made:
+        _fail("the bot is in no team: add it to a team first", code=2)
+    tokens = {tok for _, tok, _ in made}
+    for name, _tok, new in made:
+        out.print(f"team {name}: /openops {'created' if new else 'already exists'}")
+    if len(tokens) == 1:
+        out.print(f"OPENOPS_MATTERMOST_COMMAND_TOKEN={tokens.pop()}")
+    else:
+        out.print("each team's command has its own token; OpenOps accepts one: keep one team's, "
+                  "or create the command once per team with the same token by hand")
+        for name, tok, _ in made:
+            out.print(f"  {name}: {tok}")
 
 
 def _warm_in_background(rt) -> None:

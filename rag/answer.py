@@ -170,8 +170,12 @@ class AnswerService:
         return conv, (history if allowed else []), allowed
 
     # ---- ask ------------------------------------------------------------------------------
-    async def ask_events(self, who: str, question: str, conversation_id: str | None = None
-                         ) -> AsyncIterator[Event]:
+    async def ask_events(self, who: str, question: str, conversation_id: str | None = None,
+                         *, audience: Scope | None = None,
+                         context: list[tuple[str, str]] | None = None) -> AsyncIterator[Event]:
+        """``audience``: narrow retrieval to what every reader of the place the answer goes
+        may read (the bot's replies in channels); ``context``: earlier turns of a chat thread,
+        ``(role, text)``, used as history before the conversation's own."""
         t0 = time.perf_counter()
         if not question or not question.strip():
             raise InvalidRequest("question: must not be empty")
@@ -179,6 +183,10 @@ class AnswerService:
         # requests overlap instead of queueing behind one another on the event loop
         user, scope, conv, history, shared_ok = await asyncio.to_thread(
             self._start, who, conversation_id)
+        if audience is not None:
+            scope = narrow(scope, audience)
+        if context:
+            history = [*(ConversationMessage(role=r, content=c) for r, c in context), *history]
         standalone = await self._condense(question, history)
         sources = await asyncio.to_thread(self._retrieve_sources, scope, conv, question,
                                           standalone, history)
@@ -218,6 +226,23 @@ class AnswerService:
                              "model": self.model_name, "scope_channels": len(scope.channels),
                              "input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
                              "latency_ms": round(latency, 1)})
+
+    def beyond(self, who: str, question: str, audience: Scope, *, min_score: float = 0.3,
+               margin: float = 0.05) -> bool:
+        """Whether the asker's own scope holds content the audience may not read that answers
+        the question at least about as well as what the audience may read: one of the top
+        three hits of the asker's full scope is outside the audience, relevant in itself
+        (cosine >= ``min_score``) and within ``margin`` of the best hit inside it. (Then the
+        bot says so in the thread and answers fully in private.)"""
+        user = self._user(who)
+        scope = self._scope(user)
+        if scope.channel_ids <= audience.channel_ids:
+            return False
+        hits = self.search.retrieve(scope, question, self.settings.answer_sources)
+        inside = max((h.score for h in hits
+                      if audience.allows(str(h.metadata.get("channel_id")))), default=0.0)
+        return any(not audience.allows(str(h.metadata.get("channel_id")))
+                   and h.score >= max(min_score, inside - margin) for h in hits[:3])
 
     def _start(self, who: str, conversation_id: str | None):
         user = self._user(who)
@@ -633,6 +658,13 @@ class AnswerService:
             "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
             "latency_ms": r.latency_ms, "answer_text": r.answer_text, "answer_id": r.answer_id,
         } for r in rows]
+
+
+def narrow(scope: Scope, audience: Scope) -> Scope:
+    """The part of a user's scope that an audience may read too."""
+    return Scope(user_id=scope.user_id,
+                 channels={c: v for c, v in scope.channels.items() if audience.allows(c)},
+                 public_team_ids=scope.public_team_ids & audience.public_team_ids)
 
 
 async def collect(events: AsyncIterator[Event]) -> tuple[str, list[dict], dict]:

@@ -1,0 +1,645 @@
+"""The Mattermost bot: answers where people talk, keeps the mirror and the index fresh.
+
+* An @-mention in a channel thread is answered in that thread, from what *every reader of that
+  channel* may read (the audience rule); if the asker's own scope finds more, the thread is told
+  so and the fuller answer goes to the asker by DM. A DM with the bot uses the asker's full
+  scope and remembers the conversation. A mention in the thread of a bot summary is a
+  follow-up on that summary.
+* Answers stream: the post is created at once and edited as tokens arrive (throttled); an
+  answer longer than a post continues in the next one; a failure ends the post with a short
+  error.
+* Every WebSocket event that changes content or permissions goes to the mirror in arrival
+  order; dirty channels are re-indexed in the background within a second.
+* After any gap in the WebSocket (and at start), posts changed since each channel's cursor are
+  fetched through REST and handled like live ones: nothing is missed, and a post the bot has
+  taken up (``bot_triggers``) is never answered again, across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from rag.answer import fmt_ms, now_ms
+from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
+from rag.errors import OpenOpsError
+from rag.permissions import audience_scope
+
+from .mattermost import EventStream, Mattermost, MattermostError
+from .mirror import IndexWorker, Mirror
+from .sync import Syncer
+
+log = logging.getLogger("openops.bot")
+
+UP = {"+1", "thumbsup", "thumbs_up", "white_check_mark", "heavy_check_mark"}
+DOWN = {"-1", "thumbsdown", "thumbs_down"}
+BROADCAST = re.compile(r"@(channel|all|here)\b", re.I)
+
+
+def json_field(value):
+    """``data.post``, ``data.reaction``, ``data.channel`` arrive as JSON strings."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def defang(text: str) -> str:
+    """No @channel/@all/@here from the bot: an injected instruction cannot page a channel."""
+    return BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
+
+
+@dataclass
+class StreamPost:
+    """A bot reply that grows as tokens arrive: edits throttled by time and tokens, continued
+    in a new post past Mattermost's limit."""
+
+    bot: Bot
+    channel_id: str
+    root_id: str
+    header: str = ""
+    posts: list[str] = field(default_factory=list)
+    text: str = ""
+    _shown: str = ""
+    _last_edit: float = 0.0
+    _tokens_since: int = 0
+    _offset: int = 0  # where the current post's text starts in self.text
+
+    @property
+    def limit(self) -> int:
+        return self.bot.settings.bot_post_limit - 64
+
+    async def open(self, placeholder: str = "…") -> str:
+        p = await self.bot.mm.create_post(self.channel_id, self.header + placeholder,
+                                          root_id=self.root_id)
+        self.posts.append(p["id"])
+        self._last_edit = time.monotonic()
+        return p["id"]
+
+    async def feed(self, delta: str) -> None:
+        self.text += delta
+        self._tokens_since += 1
+        s = self.bot.settings
+        due = (time.monotonic() - self._last_edit) * 1000 >= s.bot_stream_interval_ms
+        if due or self._tokens_since >= s.bot_stream_tokens:
+            await self._show(final=False)
+
+    def _cut(self, body: str) -> int:
+        """Where to end a post that is too long: at a paragraph, a line or a space."""
+        window = body[: self.limit]
+        for sep in ("\n\n", "\n", " "):
+            i = window.rfind(sep)
+            if i > self.limit // 2:
+                return i + len(sep)
+        return self.limit
+
+    async def _show(self, final: bool) -> None:
+        body = defang(self.text[self._offset:])
+        while len(self.header) + len(body) > self.limit:
+            cut = self._cut(body)
+            await self.bot.mm.patch_post(self.posts[-1], self.header + body[:cut].rstrip())
+            self._offset += cut
+            body = defang(self.text[self._offset:])
+            p = await self.bot.mm.create_post(self.channel_id, "(continued) …",
+                                              root_id=self.root_id)
+            self.posts.append(p["id"])
+            self.header = "(continued)\n"
+        shown = self.header + (body if final else body + " …")
+        if shown != self._shown:
+            await self.bot.mm.patch_post(self.posts[-1], shown)
+            self._shown = shown
+        self._last_edit = time.monotonic()
+        self._tokens_since = 0
+
+    async def close(self, tail: str = "") -> None:
+        self.text += tail
+        await self._show(final=True)
+
+
+def sources_block(sources: list[dict]) -> str:
+    if not sources:
+        return ""
+    lines = ["", "", "**Sources**"]
+    for s in sources[:10]:
+        where = f"~{s.get('channel_name')}" if s.get("channel_type") in ("O", "P") else "a message"
+        label = f"[{s['n']}] {where}, {s.get('author') or 'unknown'}, {fmt_ms(s['created_at'])[:10]}"
+        if s.get("file_name"):
+            label += f", {s['file_name']}"
+        link = s.get("permalink")
+        lines.append(f"- [{label}]({link})" if link else f"- {label}")
+    return "\n".join(lines)
+
+
+class Bot:
+    def __init__(self, runtime, mm: Mattermost, worker: IndexWorker | None = None):
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.mm = mm
+        self.worker = worker
+        self.mirror = Mirror(runtime.db, on_dirty=worker.poke if worker else None)
+        self.syncer = Syncer(mm, self.mirror)
+        self._queue: asyncio.Queue[dict] = asyncio.Queue()
+        self._tasks: set[asyncio.Task] = set()
+        self.stream: EventStream | None = None
+        self.me: dict = {}
+        self.catchups = 0
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.me = await self.mm.login()
+        self.mirror.bot_user_id = self.me["id"]
+        await asyncio.to_thread(self.mirror.upsert_user, self.me)
+        self.stream = EventStream(self.mm, self._enqueue, self._connected)
+        self._spawn(self.stream.run(), "websocket")
+        self._spawn(self._consume(), "events")
+
+    async def stop(self) -> None:
+        if self.stream:
+            self.stream.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.mm.close()
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=f"openops-bot-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bot task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Wait until queued events, answers and catch-ups are handled (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = [t for t in self._tasks if not t.get_name().endswith(("websocket", "events"))]
+            if self._queue.empty() and not busy and not self._queue._unfinished_tasks:  # type: ignore[attr-defined]
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError("the bot is still busy")
+
+    # ---- events ---------------------------------------------------------------------------
+    async def _enqueue(self, event: dict) -> None:
+        await self._queue.put(event)
+
+    async def _connected(self, reconnected: bool) -> None:
+        log.info("Mattermost WebSocket %s", "reconnected: catching up" if reconnected
+                 else "connected: catching up")
+        self._spawn(self.catch_up(), "catch-up")
+
+    async def catch_up(self) -> None:
+        """Posts changed since each channel's cursor, through REST, handled like live ones:
+        missed mentions are answered (once). A channel with no cursor yet (created, or first
+        seen, during the gap) is read from the newest cursor of all; on a fresh install, with
+        no cursor at all, history comes from a re-index instead."""
+        cursors = await asyncio.to_thread(self.mirror.cursors)
+        watermark = max(cursors.values(), default=0)
+        for ch in await self._my_channels():
+            known = await asyncio.to_thread(self.mirror.known_channel, ch["id"])
+            if not known:
+                await self._refresh_channel(ch["id"])
+            since = cursors.get(ch["id"], watermark)
+            if not since:
+                continue
+
+            async def missed(p: dict, ch=ch, since=since) -> None:
+                if int(p.get("create_at") or 0) > since and not p.get("delete_at"):
+                    await self._maybe_answer(p, {"channel_type": ch.get("type")})
+
+            try:
+                await Syncer(self.mm, self.mirror, on_post=missed).posts(
+                    ch["id"], since=since, full=False)
+            except MattermostError as exc:
+                log.warning("catch-up of channel %s failed: %s", ch["id"], exc)
+        self.catchups += 1
+
+    async def _my_channels(self) -> list[dict]:
+        out: dict[str, dict] = {}
+        try:
+            teams = await self.mm.get(f"/api/v4/users/{self.me['id']}/teams")
+            for t in teams:
+                for ch in await self.mm.get(
+                        f"/api/v4/users/{self.me['id']}/teams/{t['id']}/channels"):
+                    out[ch["id"]] = ch
+            for ch in await self.mm.user_channels(self.me["id"]):
+                out.setdefault(ch["id"], ch)
+        except MattermostError as exc:
+            log.warning("listing the bot's channels failed: %s", exc)
+        return list(out.values())
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                await self.handle(event)
+            except Exception:  # noqa: BLE001 - one bad event must not stop the bot
+                log.exception("event %s failed", event.get("event"))
+            finally:
+                self._queue.task_done()
+
+    async def handle(self, event: dict) -> None:
+        name = event.get("event")
+        data = event.get("data") or {}
+        bc = event.get("broadcast") or {}
+        m = self.mirror
+        if name == "posted":
+            post = json_field(data.get("post"))
+            if post:
+                await self._ensure_channel(post["channel_id"])
+                await asyncio.to_thread(m.apply_posts, [post])
+                if post.get("file_ids") and m.wants(post):
+                    self._spawn(self.syncer.files(post), "files")
+                await self._maybe_answer(post, data)
+        elif name == "post_edited":
+            post = json_field(data.get("post"))
+            if post:
+                await asyncio.to_thread(m.apply_posts, [post])
+        elif name == "post_deleted":
+            post = json_field(data.get("post"))
+            if post:
+                await asyncio.to_thread(m.delete_post, post)
+        elif name in ("channel_created", "channel_converted", "channel_restored"):
+            cid = data.get("channel_id") or bc.get("channel_id")
+            if cid:
+                await self._refresh_channel(cid)
+        elif name == "channel_updated":
+            ch = json_field(data.get("channel"))
+            if ch:
+                await asyncio.to_thread(m.upsert_channel, ch)
+        elif name == "channel_deleted":
+            cid = data.get("channel_id") or bc.get("channel_id")
+            if cid:
+                await asyncio.to_thread(m.set_channel_deleted, cid,
+                                        int(data.get("delete_at") or now_ms()))
+        elif name in ("direct_added", "group_added"):
+            cid = bc.get("channel_id") or data.get("channel_id")
+            if cid:
+                await self._refresh_channel(cid)
+        elif name == "user_added":
+            cid = bc.get("channel_id") or data.get("channel_id")
+            uid = data.get("user_id") or bc.get("user_id")
+            if cid and uid and not await asyncio.to_thread(m.add_channel_member, cid, uid):
+                await self._refresh_channel(cid)
+        elif name == "user_removed":
+            cid = data.get("channel_id") or bc.get("channel_id")
+            uid = data.get("user_id") or bc.get("user_id")
+            if cid and uid:
+                await asyncio.to_thread(m.remove_channel_member, cid, uid)
+        elif name == "added_to_team":
+            tid, uid = data.get("team_id"), data.get("user_id") or bc.get("user_id")
+            if tid and uid:
+                if uid == self.me.get("id"):
+                    await self.syncer.run({"team_id": tid}, incremental=True)
+                else:
+                    await asyncio.to_thread(m.add_team_member, tid, uid)
+        elif name == "leave_team":
+            tid, uid = data.get("team_id"), data.get("user_id") or bc.get("user_id")
+            if tid and uid:
+                await asyncio.to_thread(m.remove_team_member, tid, uid)
+        elif name == "user_updated":
+            user = json_field(data.get("user"))
+            if user and user.get("id"):
+                await asyncio.to_thread(m.upsert_user, user)
+        elif name == "new_user":
+            uid = data.get("user_id")
+            if uid:
+                await asyncio.to_thread(m.upsert_user, await self.mm.user(uid))
+        elif name == "reaction_added":
+            reaction = json_field(data.get("reaction"))
+            if reaction:
+                await self._feedback(reaction)
+
+    async def _ensure_channel(self, channel_id: str) -> None:
+        if not await asyncio.to_thread(self.mirror.known_channel, channel_id):
+            await self._refresh_channel(channel_id)
+
+    async def _refresh_channel(self, channel_id: str) -> None:
+        try:
+            ch = await self.mm.channel(channel_id)
+            await asyncio.to_thread(self.mirror.upsert_channel, ch)
+            members = []
+            page = 0
+            while True:
+                got = await self.mm.channel_members_page(channel_id, page)
+                members += got
+                if len(got) < 200:
+                    break
+                page += 1
+            await asyncio.to_thread(self.mirror.set_channel_members, channel_id, members)
+        except MattermostError as exc:
+            log.warning("refreshing channel %s failed: %s", channel_id, exc)
+
+    async def refresh_user(self, user_id: str) -> None:
+        """The asker's teams and channels, read from the server now (events about channels
+        the bot is not in never reach it)."""
+        try:
+            user = await self.mm.user(user_id)
+            await asyncio.to_thread(self.mirror.upsert_user, user)
+            teams = await self.mm.get(f"/api/v4/users/{user_id}/teams")
+            members = await self.mm.get(f"/api/v4/users/{user_id}/teams/members")
+            channels: list[dict] = []
+            for t in teams:
+                await asyncio.to_thread(self.mirror.upsert_team, t)
+                channels += await self.mm.get(f"/api/v4/users/{user_id}/teams/{t['id']}/channels")
+            channels += [c for c in await self.mm.user_channels(user_id)
+                         if c.get("type") in ("D", "G")]
+            await asyncio.to_thread(self._apply_user_view, user_id, members, channels)
+        except MattermostError as exc:
+            log.warning("refreshing @%s's permissions failed (%s): using the mirror as is",
+                        user_id, exc)
+
+    def _apply_user_view(self, user_id: str, team_members: list[dict],
+                         channels: list[dict]) -> None:
+        from sqlalchemy import delete as sql_delete
+
+        from rag.db import ChannelMember, TeamMember
+
+        for ch in channels:
+            self.mirror.upsert_channel(ch)
+        with self.rt.db.session() as s:
+            teams = {m["team_id"]: m for m in team_members if not int(m.get("delete_at") or 0)}
+            s.execute(sql_delete(TeamMember).where(TeamMember.user_id == user_id,
+                                                   TeamMember.team_id.not_in(list(teams))))
+            for tid, m in teams.items():
+                if s.get(TeamMember, (tid, user_id)) is None:
+                    s.add(TeamMember(team_id=tid, user_id=user_id,
+                                     roles=m.get("roles") or "team_user"))
+            mine = {c["id"] for c in channels}
+            # membership in channels the user no longer lists is gone (public channels of
+            # their teams stay readable through the team)
+            s.execute(sql_delete(ChannelMember).where(ChannelMember.user_id == user_id,
+                                                      ChannelMember.channel_id.not_in(list(mine))))
+            for cid in mine:
+                if s.get(ChannelMember, (cid, user_id)) is None:
+                    s.add(ChannelMember(channel_id=cid, user_id=user_id))
+            s.commit()
+
+    # ---- conversations --------------------------------------------------------------------
+    def _mentions_me(self, post: dict, data: dict) -> bool:
+        mentions = json_field(data.get("mentions")) or []
+        if self.me.get("id") in mentions:
+            return True
+        name = re.escape(self.me.get("username", ""))
+        return bool(name) and re.search(rf"(?<![\w.-])@{name}(?![\w-])", post.get("message") or "",
+                                        re.I) is not None
+
+    def _is_dm_with_me(self, channel_type: str | None, channel_id: str) -> bool:
+        if channel_type != "D":
+            return False
+        with self.rt.db.session() as s:
+            ch = s.get(Channel, channel_id)
+            return ch is not None and self.me["id"] in (ch.name or "").split("__")
+
+    async def _maybe_answer(self, post: dict, data: dict) -> None:
+        if (post.get("user_id") == self.me.get("id") or post.get("type")
+                or post.get("delete_at") or (post.get("props") or {}).get("from_bot") in
+                ("true", True) or (post.get("props") or {}).get("from_webhook") in ("true", True)):
+            return
+        ctype = data.get("channel_type")
+        if ctype is None:
+            with self.rt.db.session() as s:
+                ch = s.get(Channel, post["channel_id"])
+                ctype = ch.type if ch else None
+        dm = await asyncio.to_thread(self._is_dm_with_me, ctype, post["channel_id"])
+        if not dm and not self._mentions_me(post, data):
+            return
+        if not await asyncio.to_thread(self._claim, post["id"]):
+            return  # answered (or being answered) already
+        self._spawn(self._answer(post, dm), f"answer-{post['id']}")
+
+    def _claim(self, post_id: str) -> bool:
+        with self.rt.db.session() as s:
+            s.add(BotTrigger(post_id=post_id, status="started", at=now_ms()))
+            try:
+                s.commit()
+            except IntegrityError:
+                return False
+        return True
+
+    def _finish(self, post_id: str, status: str) -> None:
+        with self.rt.db.session() as s:
+            row = s.get(BotTrigger, post_id)
+            if row is not None:
+                row.status = status
+                s.commit()
+
+    def _question(self, message: str) -> str:
+        name = re.escape(self.me.get("username", ""))
+        return re.sub(rf"(?<![\w.-])@{name}(?![\w-])", "", message, flags=re.I).strip(" ,:\n")
+
+    async def _thread_context(self, post: dict) -> list[tuple[str, str]]:
+        root = post.get("root_id")
+        if not root:
+            return []
+        try:
+            got = await self.mm.thread(root)
+        except MattermostError:
+            return []
+        posts = sorted((p for p in got.get("posts", {}).values()
+                        if p["id"] != post["id"] and int(p.get("create_at") or 0)
+                        <= int(post.get("create_at") or 0) and not p.get("type")),
+                       key=lambda p: int(p.get("create_at") or 0))
+        names = await asyncio.to_thread(self._names, {p["user_id"] for p in posts})
+        out = []
+        for p in posts[-12:]:
+            if p["user_id"] == self.me["id"]:
+                out.append(("assistant", p.get("message", "")[:2000]))
+            else:
+                out.append(("user", f"@{names.get(p['user_id'], p['user_id'])}: "
+                                    f"{p.get('message', '')[:2000]}"))
+        return out
+
+    def _names(self, user_ids: set[str]) -> dict[str, str]:
+        with self.rt.db.session() as s:
+            return {u.id: u.username for u in s.scalars(select(User).where(
+                User.id.in_(list(user_ids))))}
+
+    def _thread_conversation(self, channel_id: str, root_id: str, dm: bool) -> str | None:
+        with self.rt.db.session() as s:
+            if root_id:
+                summary = s.scalar(select(BotPost).where(
+                    ((BotPost.post_id == root_id) | (BotPost.root_id == root_id)),
+                    BotPost.kind == "summary").order_by(BotPost.created_at.desc()))
+                if summary is not None and summary.conversation_id:
+                    return summary.conversation_id
+            if dm:
+                row = s.get(BotConversation, f"{channel_id}:{root_id}")
+                return row.conversation_id if row else None
+        return None
+
+    def _remember(self, channel_id: str, root_id: str, user_id: str, conversation_id: str) -> None:
+        with self.rt.db.session() as s:
+            key = f"{channel_id}:{root_id}"
+            row = s.get(BotConversation, key)
+            if row is None:
+                s.add(BotConversation(key=key, conversation_id=conversation_id, user_id=user_id,
+                                      updated_at=now_ms()))
+            else:
+                row.conversation_id, row.updated_at = conversation_id, now_ms()
+            s.commit()
+
+    def _record(self, posts: list[str], *, channel_id: str, root_id: str, trigger_id: str,
+                user_id: str, kind: str, answer_id: str | None, conversation_id: str | None) -> None:
+        with self.rt.db.session() as s:
+            for pid in posts:
+                s.merge(BotPost(post_id=pid, channel_id=channel_id, root_id=root_id,
+                                trigger_id=trigger_id, user_id=user_id, kind=kind,
+                                answer_id=answer_id, conversation_id=conversation_id,
+                                created_at=now_ms()))
+            s.commit()
+
+    async def _answer(self, post: dict, dm: bool) -> None:
+        status = "failed"
+        try:
+            await self.answer(post, dm)
+            status = "done"
+        finally:
+            await asyncio.to_thread(self._finish, post["id"], status)
+
+    async def answer(self, post: dict, dm: bool) -> None:
+        asker, channel_id = post["user_id"], post["channel_id"]
+        root_id = post.get("root_id") or ("" if dm else post["id"])
+        question = self._question(post.get("message") or "")
+        if not question:
+            await self.mm.create_post(channel_id, "Ask me a question after the mention, or type "
+                                      "`/openops help`.", root_id=root_id)
+            return
+        await self.refresh_user(asker)
+        context = await self._thread_context(post)
+        conv_key_root = post.get("root_id") or ""
+        conversation_id = await asyncio.to_thread(self._thread_conversation, channel_id,
+                                                  conv_key_root, dm)
+        audience = None
+        beyond = False
+        if not dm:
+            audience = await asyncio.to_thread(self._audience, channel_id)
+            beyond = await asyncio.to_thread(self.rt.answers.beyond, asker, question, audience)
+        done = await self.stream_answer(channel_id, root_id, asker, question, trigger=post["id"],
+                                        audience=audience, context=context,
+                                        conversation_id=conversation_id)
+        if dm and done.get("conversation_id"):
+            await asyncio.to_thread(self._remember, channel_id, conv_key_root, asker,
+                                    done["conversation_id"])
+        if beyond:
+            await self.mm.create_post(
+                channel_id, "I found more on this in places not everyone in this channel can "
+                "read, so I left it out here and sent you a fuller answer by direct message.",
+                root_id=root_id)
+            dm_channel = await self.mm.direct_channel(self.me["id"], asker)
+            await asyncio.to_thread(self.mirror.upsert_channel, dm_channel)
+            await self.stream_answer(dm_channel["id"], "", asker, question, trigger=post["id"],
+                                     audience=None, context=context, conversation_id=None,
+                                     header=f"_Fuller answer to your question in "
+                                            f"~{await self._channel_name(channel_id)}:_\n\n")
+
+    def _audience(self, channel_id: str):
+        with self.rt.db.session() as s:
+            return audience_scope(s, channel_id, include_archived=self.settings.include_archived)
+
+    async def _channel_name(self, channel_id: str) -> str:
+        with self.rt.db.session() as s:
+            ch = s.get(Channel, channel_id)
+            return ch.name if ch else channel_id
+
+    async def stream_answer(self, channel_id: str, root_id: str, asker: str, question: str, *,
+                            trigger: str, audience, context, conversation_id,
+                            header: str = "") -> dict:
+        out = StreamPost(self, channel_id, root_id, header=header)
+        await out.open()
+        done: dict = {}
+        try:
+            sources: list[dict] = []
+            async for ev in self.rt.answers.ask_events(asker, question, conversation_id,
+                                                       audience=audience, context=context):
+                if ev.type == "token":
+                    await out.feed(ev.data)
+                elif ev.type == "sources":
+                    sources = ev.data
+                elif ev.type == "done":
+                    done = ev.data
+                elif ev.type == "error":
+                    await out.close(f"\n\n:warning: {ev.data['error']}")
+                    return done
+            await out.close(sources_block(sources))
+        except OpenOpsError as exc:
+            await out.close(f"\n\n:warning: {exc}")
+        except MattermostError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the post must never stop silently
+            log.exception("answering %s failed", trigger)
+            await out.close(f"\n\n:warning: Something went wrong while answering "
+                            f"({exc.__class__.__name__}); the team can find it in the logs.")
+        finally:
+            await asyncio.to_thread(self._record, out.posts, channel_id=channel_id,
+                                    root_id=root_id, trigger_id=trigger, user_id=asker,
+                                    kind="answer", answer_id=done.get("answer_id"),
+                                    conversation_id=done.get("conversation_id"))
+        return done
+
+    async def stream_summary(self, channel_id: str, root_id: str, asker: str, *, kind: str,
+                             trigger: str, **params) -> dict:
+        name = await asyncio.to_thread(self._names, {asker})
+        out = StreamPost(self, channel_id, root_id,
+                         header=f"_Summary requested by @{name.get(asker, asker)}_\n\n")
+        await out.open()
+        done: dict = {}
+        try:
+            async for ev in self.rt.answers.summarize_events(asker, kind, **params):
+                if ev.type == "token":
+                    await out.feed(ev.data)
+                elif ev.type == "done":
+                    done = ev.data
+                elif ev.type == "error":
+                    await out.close(f"\n\n:warning: {ev.data['error']}")
+                    return done
+            await out.close("\n\n_Mention me in this thread to ask a follow-up._")
+        except OpenOpsError as exc:
+            await out.close(f":warning: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            log.exception("summary failed")
+            await out.close(f":warning: Something went wrong ({exc.__class__.__name__}).")
+        finally:
+            await asyncio.to_thread(self._record, out.posts, channel_id=channel_id,
+                                    root_id=root_id or (out.posts[0] if out.posts else ""),
+                                    trigger_id=trigger, user_id=asker, kind="summary",
+                                    answer_id=done.get("answer_id"),
+                                    conversation_id=done.get("conversation_id"))
+        return done
+
+    def transcript_in_thread(self, root_id: str) -> str | None:
+        with self.rt.db.session() as s:
+            post_ids = select(Post.id).where((Post.id == root_id) | (Post.root_id == root_id))
+            f = s.scalar(select(File).where(File.post_id.in_(post_ids), File.kind == "transcript",
+                                            File.delete_at == 0))
+            return f.id if f else None
+
+    # ---- feedback -------------------------------------------------------------------------
+    async def _feedback(self, reaction: dict) -> None:
+        emoji, uid = reaction.get("emoji_name"), reaction.get("user_id")
+        rating = "up" if emoji in UP else "down" if emoji in DOWN else None
+        if rating is None or uid == self.me.get("id"):
+            return
+
+        def record() -> None:
+            with self.rt.db.session() as s:
+                row = s.get(BotPost, reaction.get("post_id"))
+                answer_id = row.answer_id if row else None
+            if answer_id:
+                try:
+                    self.rt.answers.feedback(uid, answer_id, rating, f"reaction :{emoji}:")
+                except OpenOpsError as exc:
+                    log.info("reaction by %s not recorded: %s", uid, exc)
+
+        await asyncio.to_thread(record)

@@ -1,0 +1,84 @@
+"""Everything the server runs beside the HTTP API when Mattermost is configured: the index
+worker, the bot (WebSocket, answers, slash commands) and the re-index jobs. Started and stopped
+by the app's lifespan; the CLI's ``openops sync`` uses the same pieces without the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .jobs import JobManager
+from .mirror import IndexWorker
+
+log = logging.getLogger("openops.bot.live")
+
+
+class Live:
+    def __init__(self, runtime, *, run_bot: bool = True, make_client=None):
+        self.rt = runtime
+        self.run_bot = run_bot
+        self._make_client = make_client
+        self.worker: IndexWorker | None = None
+        self.jobs = JobManager(runtime, _LazyWorker(self), make_client=make_client)
+        self.bot = None
+
+    @property
+    def configured(self) -> bool:
+        s = self.rt.settings
+        return bool(self._make_client or (s.mattermost_url and s.mattermost_token))
+
+    def client(self):
+        from .mattermost import Mattermost
+
+        if self._make_client:
+            return self._make_client()
+        s = self.rt.settings
+        return Mattermost(s.mattermost_url, s.mattermost_token, ca_file=s.mattermost_ca_file)
+
+    def _worker(self) -> IndexWorker:
+        if self.worker is None:
+            from ingest.pipeline import make_indexer
+
+            self.worker = IndexWorker(make_indexer(self.rt))
+            self.worker.start()
+        return self.worker
+
+    async def start(self) -> None:
+        if not self.configured:
+            return
+        await asyncio.to_thread(self._worker)
+        self.jobs.worker = self.worker
+        self.jobs.resume_unfinished()
+        if self.run_bot:
+            from .bot import Bot
+
+            bot = Bot(self.rt, self.client(), self.worker)
+            try:
+                await bot.start()
+            except Exception as exc:  # noqa: BLE001 - the API still serves; say what to fix
+                log.error("the Mattermost bot did not start: %s (check OPENOPS_MATTERMOST_URL, "
+                          "OPENOPS_MATTERMOST_TOKEN and OPENOPS_MATTERMOST_CA_FILE)", exc)
+                await bot.mm.close()
+                return
+            self.bot = bot
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            await self.bot.stop()
+            self.bot = None
+        await self.jobs.close()
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+
+
+class _LazyWorker:
+    """The job manager's worker before Mattermost is configured: built on first use."""
+
+    def __init__(self, live: Live):
+        self.live = live
+
+    def poke(self) -> None:
+        self.live._worker().poke()
+
+    def run_once(self) -> None:
+        self.live._worker().run_once()

@@ -1,0 +1,368 @@
+"""The live permission mirror and post store: Mattermost objects (REST or WebSocket) in, rows out.
+
+Everything here is synchronous and short: one transaction per change, so a WebSocket event
+and a re-index job can interleave. A change to what a channel's chunks say (a post, an edit, a
+deletion, a file, a type change) marks the channel dirty in the same transaction; the
+:class:`IndexWorker` re-indexes dirty channels in the background. A change to who may read a
+channel (memberships, archiving, deactivation) needs no re-index: permissions are computed at
+query time from these rows.
+
+Ids are Mattermost's own, so permalinks point at the real posts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from rag.db import (
+    Channel,
+    ChannelMember,
+    Database,
+    File,
+    Post,
+    SyncCursor,
+    Team,
+    TeamMember,
+    User,
+)
+
+log = logging.getLogger("openops.bot.mirror")
+
+# Mattermost's own notices ("joined the channel", header changes): nothing to retrieve
+SYSTEM_PREFIX = "system_"
+
+
+def is_guest(roles: str | None) -> bool:
+    return "system_guest" in (roles or "").split()
+
+
+@dataclass
+class MirrorStats:
+    posts: int = 0
+    files: int = 0
+    dirty: set[str] = field(default_factory=set)
+
+
+class Mirror:
+    def __init__(self, db: Database, *, bot_user_id: str | None = None,
+                 on_dirty: Callable[[], None] | None = None):
+        self.db = db
+        self.bot_user_id = bot_user_id
+        self.on_dirty = on_dirty  # wakes the index worker
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _dirty(self, s: Session, channel_ids: Iterable[str]) -> None:
+        ids = list(set(channel_ids))
+        if ids:
+            s.execute(update(Channel).where(Channel.id.in_(ids)).values(
+                dirty=True, dirty_seq=Channel.dirty_seq + 1))
+
+    def _commit(self, s: Session, dirty: Iterable[str] = ()) -> None:
+        dirty = list(dirty)
+        self._dirty(s, dirty)
+        s.commit()
+        if dirty and self.on_dirty:
+            self.on_dirty()
+
+    # ---- users and teams ------------------------------------------------------------------
+    def _user_row(self, s: Session, u: dict) -> User:
+        row = s.get(User, u["id"])
+        if row is None:
+            # a username freed by a deleted account may come back on a new id
+            clash = s.scalar(select(User).where(User.username == u["username"],
+                                                User.id != u["id"]))
+            if clash is not None:
+                clash.username = f"{clash.username}~{clash.id[:8]}"
+                s.flush()
+            row = User(id=u["id"], username=u["username"])
+            s.add(row)
+        row.username = u.get("username") or row.username
+        for f in ("email", "first_name", "last_name", "nickname", "position"):
+            setattr(row, f, u.get(f) or "")
+        row.roles = u.get("roles") or "system_user"
+        row.is_guest = is_guest(row.roles)
+        row.is_bot = bool(u.get("is_bot"))
+        row.delete_at = int(u.get("delete_at") or 0)
+        return row
+
+    def upsert_users(self, users: Iterable[dict]) -> None:
+        with self.db.session() as s:
+            for u in users:
+                self._user_row(s, u)
+                s.flush()
+            self._commit(s)
+
+    def upsert_user(self, u: dict) -> None:
+        self.upsert_users([u])
+
+    def ensure_users(self, s: Session, user_ids: Iterable[str]) -> None:
+        """Placeholder rows for users not fetched yet (a post's author): names come later."""
+        for uid in set(user_ids):
+            if uid and s.get(User, uid) is None:
+                s.add(User(id=uid, username=f"user-{uid}"))
+        s.flush()
+
+    def upsert_team(self, t: dict) -> None:
+        with self.db.session() as s:
+            row = s.get(Team, t["id"]) or Team(id=t["id"], name=t["name"])
+            row.name = t.get("name") or row.name
+            row.display_name = t.get("display_name") or row.name
+            row.type = t.get("type") or "O"
+            row.delete_at = int(t.get("delete_at") or 0)
+            s.add(row)
+            self._commit(s)
+
+    def set_team_members(self, team_id: str, members: Iterable[dict]) -> None:
+        """Replace a team's membership with ``members`` (TeamMember objects)."""
+        want = {m["user_id"]: m for m in members if not int(m.get("delete_at") or 0)}
+        with self.db.session() as s:
+            self.ensure_users(s, want)
+            have = {m.user_id: m for m in s.scalars(
+                select(TeamMember).where(TeamMember.team_id == team_id))}
+            for uid, m in have.items():
+                if uid not in want:
+                    s.delete(m)
+            for uid, m in want.items():
+                roles = m.get("roles") or "team_user"
+                if uid in have:
+                    have[uid].roles = roles
+                else:
+                    s.add(TeamMember(team_id=team_id, user_id=uid, roles=roles))
+            self._commit(s)
+
+    def add_team_member(self, team_id: str, user_id: str, roles: str = "team_user") -> None:
+        with self.db.session() as s:
+            if s.get(Team, team_id) is None:
+                s.add(Team(id=team_id, name=f"team-{team_id}"))
+            self.ensure_users(s, [user_id])
+            if s.get(TeamMember, (team_id, user_id)) is None:
+                s.add(TeamMember(team_id=team_id, user_id=user_id, roles=roles))
+            self._commit(s)
+
+    def remove_team_member(self, team_id: str, user_id: str) -> None:
+        with self.db.session() as s:
+            s.execute(delete(TeamMember).where(TeamMember.team_id == team_id,
+                                               TeamMember.user_id == user_id))
+            self._commit(s)
+
+    # ---- channels -------------------------------------------------------------------------
+    def upsert_channel(self, c: dict) -> None:
+        with self.db.session() as s:
+            row = s.get(Channel, c["id"])
+            dirty = []
+            if row is None:
+                row = Channel(id=c["id"], chunk_count=0, index_version=0, dirty=False,
+                              dirty_seq=0, type=c.get("type") or "O")
+                s.add(row)
+            elif row.type != (c.get("type") or row.type):
+                dirty.append(row.id)  # chunk metadata carries the channel type
+            row.team_id = c.get("team_id") or None
+            row.type = c.get("type") or row.type
+            row.name = c.get("name") or row.name or row.id
+            row.display_name = c.get("display_name") or row.name
+            if "delete_at" in c:
+                row.delete_at = int(c.get("delete_at") or 0)
+            s.flush()
+            self._commit(s, dirty)
+
+    def set_channel_deleted(self, channel_id: str, delete_at: int) -> None:
+        with self.db.session() as s:
+            row = s.get(Channel, channel_id)
+            if row is not None:
+                row.delete_at = delete_at
+            self._commit(s)
+
+    def set_channel_members(self, channel_id: str, members: Iterable[dict]) -> None:
+        """Replace a channel's membership with ``members`` (ChannelMember objects)."""
+        want = {m["user_id"]: m.get("roles") or "channel_user" for m in members}
+        with self.db.session() as s:
+            if s.get(Channel, channel_id) is None:
+                return
+            self.ensure_users(s, want)
+            have = {m.user_id: m for m in s.scalars(
+                select(ChannelMember).where(ChannelMember.channel_id == channel_id))}
+            for uid, m in have.items():
+                if uid not in want:
+                    s.delete(m)
+            for uid, roles in want.items():
+                if uid in have:
+                    have[uid].roles = roles
+                else:
+                    s.add(ChannelMember(channel_id=channel_id, user_id=uid, roles=roles))
+            self._commit(s)
+
+    def add_channel_member(self, channel_id: str, user_id: str) -> bool:
+        """False when the channel is unknown (the caller fetches it first)."""
+        with self.db.session() as s:
+            if s.get(Channel, channel_id) is None:
+                return False
+            self.ensure_users(s, [user_id])
+            if s.get(ChannelMember, (channel_id, user_id)) is None:
+                s.add(ChannelMember(channel_id=channel_id, user_id=user_id))
+            self._commit(s)
+        return True
+
+    def remove_channel_member(self, channel_id: str, user_id: str) -> None:
+        with self.db.session() as s:
+            s.execute(delete(ChannelMember).where(ChannelMember.channel_id == channel_id,
+                                                  ChannelMember.user_id == user_id))
+            self._commit(s)
+
+    def known_channel(self, channel_id: str) -> bool:
+        with self.db.session() as s:
+            return s.get(Channel, channel_id) is not None
+
+    # ---- posts ----------------------------------------------------------------------------
+    def wants(self, p: dict) -> bool:
+        """Whether a post is content: not a system notice, not the bot's own answer."""
+        return not (str(p.get("type") or "").startswith(SYSTEM_PREFIX)
+                    or (self.bot_user_id and p.get("user_id") == self.bot_user_id))
+
+    def apply_posts(self, posts: Iterable[dict]) -> MirrorStats:
+        """Insert, edit or delete posts (Post objects as the REST API and events give them)."""
+        stats = MirrorStats()
+        with self.db.session() as s:
+            cursors: dict[str, int] = {}
+            for p in posts:
+                cid = p["channel_id"]
+                changed_at = max(int(p.get("update_at") or 0), int(p.get("create_at") or 0),
+                                 int(p.get("delete_at") or 0))
+                cursors[cid] = max(cursors.get(cid, 0), changed_at)
+                if not self.wants(p):
+                    continue
+                if s.get(Channel, cid) is None:
+                    log.warning("post %s in channel %s the mirror does not know yet: skipped",
+                                p.get("id"), cid)
+                    continue
+                if self._apply_post(s, p):
+                    stats.posts += 1
+                    stats.dirty.add(cid)
+            for cid, at in cursors.items():
+                cur = s.get(SyncCursor, cid)
+                if cur is None:
+                    s.add(SyncCursor(channel_id=cid, update_at=at))
+                elif at > cur.update_at:
+                    cur.update_at = at
+            self._commit(s, stats.dirty)
+        return stats
+
+    def _apply_post(self, s: Session, p: dict) -> bool:
+        self.ensure_users(s, [p["user_id"]])
+        values = dict(
+            channel_id=p["channel_id"], root_id=p.get("root_id") or "", user_id=p["user_id"],
+            message=p.get("message") or "", type=p.get("type") or "",
+            create_at=int(p["create_at"]), edit_at=int(p.get("edit_at") or 0),
+            delete_at=int(p.get("delete_at") or 0))
+        row = s.get(Post, p["id"])
+        if row is None:
+            s.add(Post(id=p["id"], **values))
+            return True
+        if all(getattr(row, k) == v for k, v in values.items()):
+            return False
+        for k, v in values.items():
+            setattr(row, k, v)
+        if values["delete_at"]:
+            s.execute(update(File).where(File.post_id == row.id).values(
+                delete_at=values["delete_at"]))
+        return True
+
+    def delete_post(self, p: dict) -> MirrorStats:
+        p = {**p, "delete_at": int(p.get("delete_at") or 0) or int(time.time() * 1000)}
+        return self.apply_posts([p])
+
+    def cursor(self, channel_id: str) -> int:
+        with self.db.session() as s:
+            row = s.get(SyncCursor, channel_id)
+            return row.update_at if row else 0
+
+    def cursors(self) -> dict[str, int]:
+        with self.db.session() as s:
+            return {c.channel_id: c.update_at for c in s.scalars(select(SyncCursor))}
+
+    # ---- files ----------------------------------------------------------------------------
+    def has_file(self, file_id: str) -> bool:
+        with self.db.session() as s:
+            f = s.get(File, file_id)
+            return f is not None and not f.error
+
+    def apply_file(self, info: dict, post: dict, text: str, kind: str, error: str = "") -> None:
+        with self.db.session() as s:
+            row = s.get(File, info["id"]) or File(id=info["id"], post_id=post["id"],
+                                                  channel_id=post["channel_id"],
+                                                  name=info.get("name") or info["id"])
+            row.post_id, row.channel_id = post["id"], post["channel_id"]
+            row.name = info.get("name") or row.name
+            row.text, row.kind, row.error = text, kind, error
+            row.create_at = int(info.get("create_at") or post.get("create_at") or 0)
+            row.delete_at = int(info.get("delete_at") or post.get("delete_at") or 0)
+            s.add(row)
+            self._commit(s, [post["channel_id"]] if not error else [])
+
+
+class IndexWorker:
+    """Re-indexes dirty channels in a background thread, soon after each change (debounced so
+    a burst of events costs one pass). One pass at a time: the indexer is the only writer."""
+
+    def __init__(self, indexer, *, debounce_s: float = 0.15):
+        self.indexer = indexer
+        self.debounce_s = debounce_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self.lock = threading.Lock()  # held while indexing; a re-index job takes it too
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="openops-index", daemon=True)
+            self._thread.start()
+
+    def poke(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(30)
+            self._thread = None
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """True once every change poked so far is indexed (tests, and a job's last step)."""
+        return self._idle.wait(timeout)
+
+    def run_once(self) -> None:
+        with self.lock:
+            while True:
+                dirty = self.indexer.dirty_channels()
+                if not dirty:
+                    return
+                self.indexer.run(dirty)
+                self.passes += 1
+                # the indexer leaves a channel dirty when it changed meanwhile: go again,
+                # unless nothing it tried could be cleared (an index error is logged instead)
+                if set(self.indexer.dirty_channels()) >= set(dirty):
+                    return
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            if self._stop.is_set():
+                return
+            time.sleep(self.debounce_s)
+            self._wake.clear()
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep serving; the channel stays dirty
+                log.exception("index pass failed; dirty channels are retried on the next change")
+            if not self._wake.is_set():
+                self._idle.set()

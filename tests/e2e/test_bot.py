@@ -1,0 +1,457 @@
+"""The bot end to end: OpenOps (`create_app`, served by uvicorn, the bot in the same process)
+against the Mattermost API v4 double over HTTPS and WSS, through mattermostautodriver and
+aiohttp, with the real index, database and embedding model.
+
+One workspace is shared by the module (setting it up costs a re-index); each test works in its
+own thread, channel or user so they do not depend on one another's order."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.app import create_app
+from rag.db import BotPost, BotTrigger, Channel, Feedback, Post
+from rag.runtime import Runtime
+from rag.settings import Settings
+from tests.conftest import serve_app
+from tests.doubles.mattermost import MattermostDouble
+from tests.workspace import WS
+
+ADMIN = {"Authorization": "Bearer admin-key"}
+
+FACTS = {
+    "town-square": "The all-hands meeting moved to Thursday at 15:00 in the big room.",
+    "eng-private": "The staging database password rotates every Tuesday; it lives in vault "
+                   "path secret/staging-db.",
+    "random": "The coffee machine on floor two is fixed.",
+    "dm": "Between us: the reorg is announced next Monday.",
+}
+THREAD = [("alice.a", "Should we adopt cursor pagination for the export API?"),
+          ("bob.b", "Yes. Decision: we adopt cursor pagination, offsets time out on big teams."),
+          ("alice.a", "Agreed, I will write the migration guide by Friday.")]
+
+
+@dataclass
+class Env:
+    double: MattermostDouble
+    rt: Runtime
+    base: str
+    app: object
+    ids: dict
+
+    @property
+    def bot(self):
+        return self.app.state.live.bot
+
+    def uid(self, username: str) -> str:
+        return self.ids["users"][username]
+
+    def cid(self, name: str) -> str:
+        return self.ids["channels"][name]
+
+
+def spec_ws() -> WS:
+    """The workspace as a bulk export: the same data the double serves."""
+    ws = WS().team("acme")
+    ws.channel("acme", "town-square").channel("acme", "eng-private", "P").channel("acme", "random")
+    ws.user("alice.a", {"acme": ["town-square", "eng-private", "random"]})
+    ws.user("bob.b", {"acme": ["town-square", "random"]})
+    ws.user("carol.c", {"acme": ["town-square"]})
+    for i, name in enumerate(["town-square", "eng-private", "random"]):
+        ws.post("acme", name, "alice.a", FACTS[name], at=i)
+    ws.post("acme", "town-square", THREAD[0][0], THREAD[0][1], at=10,
+            replies=[(u, m) for u, m in THREAD[1:]])
+    for n in range(30):  # a longer channel, so paging is exercised
+        ws.post("acme", "random", "bob.b" if n % 2 else "carol.c",
+                f"Random chatter number {n} about lunch options and the weather.", at=20 + n)
+    ws.direct(["alice.a", "bob.b"], "bob.b", FACTS["dm"], at=60)
+    return ws
+
+
+def seed(double: MattermostDouble, ws: WS) -> dict:
+    team = double.add_team("acme", "Acme")
+    bot, _ = double.add_bot("openops", "OpenOps", roles="system_user system_admin")
+    users = {"openops": bot["id"]}
+    for u in ws.users:
+        users[u["username"]] = double.add_user(u["username"], u["first_name"], u["last_name"])["id"]
+    for uid in users.values():
+        double.add_to_team(team["id"], uid)
+    channels = {}
+    for c in ws.channels:
+        ch = double.add_channel(team["id"], c["name"], c["type"], c["display_name"],
+                                creator_id=users["alice.a"])
+        channels[c["name"]] = ch["id"]
+        double.add_member(ch["id"], users["openops"])
+    for u in ws.users:
+        for t in u["teams"]:
+            for c in t["channels"]:
+                double.add_member(channels[c["name"]], users[u["username"]])
+    roots = {}
+    for p in ws.posts:
+        root = double.post(users[p["user"]], channels[p["channel"]], p["message"],
+                           create_at=p["create_at"])
+        roots[p["message"]] = root["id"]
+        for r in p["replies"]:
+            double.post(users[r["user"]], channels[p["channel"]], r["message"], root_id=root["id"],
+                        create_at=r["create_at"])
+    for d in ws.dposts:
+        a, b = (users[m] for m in d["channel_members"])
+        dm = double.direct_channel(a, b)
+        channels["dm:alice-bob"] = dm["id"]
+        double.post(users[d["user"]], dm["id"], d["message"], create_at=d["create_at"])
+    return {"team": team["id"], "users": users, "channels": channels, "roots": roots}
+
+
+def wait(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def env(embedder, tmp_path_factory):
+    double = MattermostDouble().start()
+    ws = spec_ws()
+    ids = seed(double, ws)
+    home = tmp_path_factory.mktemp("bot")
+    rt = Runtime(Settings(home=home, collection=f"b{uuid.uuid4().hex[:12]}", _env_file=None,
+                          mattermost_url=double.url, mattermost_token=double.bot_token,
+                          mattermost_ca_file=double.ca_file, api_key="api-key",
+                          admin_api_key="admin-key", bot_stream_interval_ms=50,
+                          bot_stream_tokens=8))
+    rt.__dict__["embedder"] = embedder
+    app = create_app(rt)
+    try:
+        with serve_app(app) as base:
+            e = Env(double, rt, base, app, ids)
+            wait(lambda: e.bot is not None and e.bot.stream.connected.is_set(), what="bot online")
+            r = httpx.post(base + "/v1/reindex", json={"scope": "all"}, headers=ADMIN)
+            assert r.status_code == 202, r.text
+            job = r.json()
+            done = wait(lambda: (j := httpx.get(f"{base}/v1/jobs/{job['job_id']}",
+                                                headers=ADMIN).json())["status"]
+                        in ("done", "failed", "cancelled") and j, 120, "re-index job")
+            assert done["status"] == "done", done
+            e.ids["job"] = done
+            e.ids["ws"] = ws
+            yield e
+    finally:
+        rt.close()
+        double.stop()
+
+
+def final_reply(env: Env, trigger_id: str, timeout: float = 60.0) -> list[dict]:
+    """The bot's posts for a trigger once it finished: [posts in order]."""
+    def done():
+        with env.rt.db.session() as s:
+            row = s.get(BotTrigger, trigger_id)
+            return row is not None and row.status in ("done", "failed") and row.status
+    status = wait(done, timeout, f"the bot's answer to {trigger_id}")
+    assert status == "done"
+    with env.rt.db.session() as s:
+        ids = [b.post_id for b in s.scalars(select(BotPost).where(BotPost.trigger_id == trigger_id)
+                                            .order_by(BotPost.created_at))]
+    return [env.double.get_post(i) for i in ids]
+
+
+def thread_posts(env: Env, channel: str, root_id: str) -> list[dict]:
+    return [p for p in env.double.posts_in(env.cid(channel))
+            if p["root_id"] == root_id and not p["delete_at"]]
+
+
+def search_texts(env: Env, user: str, query: str) -> str:
+    return " ".join(r.text for r in env.rt.search.search(user, query, k=20).results)
+
+
+# ---- sync ---------------------------------------------------------------------------------
+def test_full_reindex_through_the_api_matches_a_bulk_export_of_the_same_data(env, embedder,
+                                                                            tmp_path):
+    from ingest.pipeline import ingest_path
+
+    progress = env.ids["job"]["progress"]
+    assert progress["phase"] == "done" and progress["error_count"] == 0
+    assert progress["channels_total"] == progress["channels_done"] == 4  # 3 + the DM
+    other = Runtime(Settings(home=tmp_path / "bulk", collection=f"x{uuid.uuid4().hex[:10]}",
+                             _env_file=None))
+    other.__dict__["embedder"] = embedder
+    try:
+        ingest_path(other, env.ids["ws"].write(tmp_path / "ws.jsonl"))
+
+        def counts(rt: Runtime) -> tuple[int, int, dict]:
+            with rt.db.session() as s:
+                posts = s.scalar(select(func.count()).select_from(Post).where(
+                    Post.delete_at == 0))
+                per_channel = {c.name if c.type != "D" else "dm": c.chunk_count
+                               for c in s.scalars(select(Channel)) if c.chunk_count}
+            return posts, sum(per_channel.values()), per_channel
+
+        live_posts, live_chunks, live_per = counts(env.rt)
+        bulk_posts, bulk_chunks, bulk_per = counts(other)
+        assert bulk_posts == len(env.ids["ws"].posts) + 2 + 1  # roots + replies + the DM
+        assert env.ids["job"]["progress"]["posts"] == bulk_posts
+        assert env.ids["job"]["progress"]["chunks"] == bulk_chunks
+        # this test runs first: the live mirror holds exactly the seeded data
+        assert (live_posts, live_chunks, live_per) == (bulk_posts, bulk_chunks, bulk_per)
+    finally:
+        other.close()
+
+
+# ---- conversations ------------------------------------------------------------------------
+def test_mention_in_a_public_thread_gets_a_streamed_cited_answer(env):
+    d = env.double
+    q = d.post(env.uid("bob.b"), env.cid("town-square"), "@openops when is the all-hands meeting?")
+    posts = final_reply(env, q["id"])
+    assert posts and all(p["root_id"] == q["id"] for p in posts)  # in the thread it started
+    text = posts[0]["message"]
+    assert "Thursday at 15:00" in text and "**Sources**" in text
+    assert f"{d.url}/acme/pl/" in text  # citations link to the Mattermost posts
+    assert not text.endswith("…")
+    edits = [r for r in d.requests if r[0] == "PUT" and r[1] == f"/api/v4/posts/{posts[0]['id']}/patch"]
+    assert len(edits) >= 2  # created at once, then updated as tokens arrived
+
+
+def test_public_thread_answer_leaves_out_the_askers_private_channel_and_sends_it_by_dm(env):
+    d = env.double
+    q = d.post(env.uid("alice.a"), env.cid("town-square"),
+               "@openops how often does the staging database password rotate?")
+    posts = final_reply(env, q["id"])
+    in_thread = " ".join(p["message"] for p in thread_posts(env, "town-square", q["id"]))
+    assert "Tuesday" not in in_thread and "secret/staging-db" not in in_thread
+    assert "eng-private" not in in_thread
+    assert "not everyone in this channel can read" in in_thread
+    dm = [p for p in posts if p["channel_id"] != env.cid("town-square")]
+    assert dm, "the fuller answer goes by DM"
+    assert "Tuesday" in dm[0]["message"]
+    ch = d.channels[dm[0]["channel_id"]]
+    assert ch["type"] == "D" and env.uid("alice.a") in ch["name"] and env.uid("openops") in ch["name"]
+
+
+def test_a_dm_with_the_bot_is_a_conversation_with_memory(env):
+    d = env.double
+    dm = d.direct_channel(env.uid("alice.a"), env.uid("openops"))
+    first = d.post(env.uid("alice.a"), dm["id"], "What day does the staging password rotate?")
+    a1 = final_reply(env, first["id"])
+    assert "Tuesday" in a1[0]["message"]  # a DM uses the asker's full scope
+    second = d.post(env.uid("alice.a"), dm["id"], "And where does it live?")
+    final_reply(env, second["id"])
+    with env.rt.db.session() as s:
+        convs = {b.conversation_id for b in s.scalars(select(BotPost).where(
+            BotPost.trigger_id.in_([first["id"], second["id"]])))}
+        from rag.db import ConversationMessage
+
+        assert len(convs) == 1 and None not in convs
+        history = list(s.scalars(select(ConversationMessage).where(
+            ConversationMessage.conversation_id == convs.pop())))
+    assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
+
+
+def test_a_follow_up_in_the_thread_of_a_summary_is_answered_from_the_summary(env):
+    d = env.double
+    root = env.ids["roots"][THREAD[0][1]]
+    cmd = _command(env)
+    out = d.send_slash_command(env.uid("carol.c"), env.cid("town-square"), "/openops summarize",
+                               root_id=root)
+    assert out["response_type"] == "ephemeral"
+    with env.rt.db.session() as s:
+        summary = wait(lambda: s.scalar(select(BotPost).where(BotPost.kind == "summary",
+                                                              BotPost.root_id == root)), 60,
+                       "summary post")
+    wait(lambda: "**Sources**" not in d.get_post(summary.post_id)["message"]
+         and "Decisions" in d.get_post(summary.post_id)["message"]
+         and not d.get_post(summary.post_id)["message"].endswith("…"), 60, "summary complete")
+    text = d.get_post(summary.post_id)["message"]
+    assert "cursor pagination" in text and summary.root_id == root
+    follow = d.post(env.uid("carol.c"), env.cid("town-square"),
+                    "@openops who writes the migration guide?", root_id=root)
+    posts = final_reply(env, follow["id"])
+    assert "migration guide" in posts[0]["message"]
+    with env.rt.db.session() as s:
+        row = s.scalar(select(BotPost).where(BotPost.trigger_id == follow["id"]))
+        from rag.db import Conversation
+
+        conv = s.get(Conversation, row.conversation_id)
+        assert conv is not None and conv.kind == "summary"
+    assert cmd["trigger"] == "openops"
+
+
+def _command(env: Env) -> dict:
+    d = env.double
+    existing = [c for c in d.commands.values() if c["trigger"] == "openops"]
+    if existing:
+        return existing[0]
+    cmd = d.register_command(env.ids["team"], "openops", env.base + "/mattermost/command",
+                             env.uid("alice.a"))
+    env.rt.settings.mattermost_command_token = cmd["token"]
+    return cmd
+
+
+def test_slash_commands_answer_and_check_the_command_token(env):
+    d = env.double
+    _command(env)
+    help_ = d.send_slash_command(env.uid("bob.b"), env.cid("random"), "/openops help")
+    assert help_["response_type"] == "ephemeral" and "/openops summarize" in help_["text"]
+    before = len(d.ephemerals)
+    out = d.send_slash_command(env.uid("bob.b"), env.cid("random"),
+                               "/openops ask when is the all-hands meeting?")
+    assert out["response_type"] == "ephemeral" and "Looking into it" in out["text"]
+    got = wait(lambda: [m for u, m in d.ephemerals[before:] if u == env.uid("bob.b")
+                        and "Looking into it" not in m["message"]], 60, "the ephemeral answer")
+    assert "Thursday at 15:00" in got[0]["message"]
+    # a request without the right token is refused
+    r = httpx.post(env.base + "/mattermost/command",
+                   data={"token": "wrong", "user_id": env.uid("bob.b"), "text": "help",
+                         "channel_id": env.cid("random")})
+    assert r.status_code == 401 and "OPENOPS_MATTERMOST_COMMAND_TOKEN" in r.json()["error"]
+
+
+def test_slash_react_adds_one_emoji_for_the_mood_of_the_last_message(env):
+    d = env.double
+    _command(env)
+    ch = d.add_channel(env.ids["team"], "wins", "O", creator_id=env.uid("alice.a"))
+    for u in ("alice.a", "openops"):
+        d.add_member(ch["id"], env.uid(u))
+    d.post(env.uid("alice.a"), ch["id"], "The outage is still ongoing, this is bad.")
+    last = d.post(env.uid("alice.a"), ch["id"], "We shipped it! Amazing work, this is fantastic!")
+    d.send_slash_command(env.uid("alice.a"), ch["id"], "/openops react")
+    reactions = wait(lambda: d.reactions.get(last["id"]), 30, "a reaction")
+    assert [(r["user_id"], r["emoji_name"]) for r in reactions.values()] == [
+        (env.uid("openops"), "tada")]
+
+
+def test_a_thumbs_up_on_a_bot_answer_is_recorded_as_feedback(env):
+    d = env.double
+    q = d.post(env.uid("carol.c"), env.cid("town-square"), "@openops when is the all-hands?")
+    post = final_reply(env, q["id"])[0]
+    d.react(env.uid("carol.c"), post["id"], "+1")
+    d.react(env.uid("bob.b"), post["id"], "-1")
+
+    def rows():
+        with env.rt.db.session() as s:
+            return [(f.user_id, f.rating) for f in s.scalars(select(Feedback))]
+    got = wait(lambda: len(rows()) >= 2 and rows(), 20, "feedback rows")
+    assert (env.uid("carol.c"), "up") in got and (env.uid("bob.b"), "down") in got
+
+
+# ---- freshness ----------------------------------------------------------------------------
+def test_a_membership_removal_event_revokes_access_on_the_next_question(env):
+    d = env.double
+    ch = d.add_channel(env.ids["team"], "pager", "P", creator_id=env.uid("alice.a"))
+    for u in ("openops", "bob.b"):
+        d.add_member(ch["id"], env.uid(u))
+    d.post(env.uid("bob.b"), ch["id"],
+           "The pager escalation code is 8812-KILO for the night shift.")
+    wait(lambda: "8812-KILO" in search_texts(env, "bob.b", "pager escalation code"), 20,
+         "the new channel indexed")
+    dm = d.direct_channel(env.uid("bob.b"), env.uid("openops"))
+    q1 = d.post(env.uid("bob.b"), dm["id"], "What is the pager escalation code?")
+    assert "8812-KILO" in final_reply(env, q1["id"])[0]["message"]
+    d.remove_member(ch["id"], env.uid("bob.b"))
+    q2 = d.post(env.uid("bob.b"), dm["id"], "What is the pager escalation code?")
+    answer = final_reply(env, q2["id"])[0]["message"]
+    assert "8812-KILO" not in answer
+
+
+def test_edited_and_deleted_posts_are_reflected_in_search(env):
+    d = env.double
+    p = d.post(env.uid("carol.c"), env.cid("town-square"), "The launch codename is BLUEBIRD.")
+    wait(lambda: "BLUEBIRD" in search_texts(env, "bob.b", "launch codename"), 20, "post indexed")
+    d.edit_post(p["id"], "The launch codename is REDWING.")
+    wait(lambda: "REDWING" in search_texts(env, "bob.b", "launch codename"), 20, "edit indexed")
+    assert "BLUEBIRD" not in search_texts(env, "bob.b", "launch codename")
+    d.delete_post(p["id"])
+    wait(lambda: "REDWING" not in search_texts(env, "bob.b", "launch codename"), 20,
+         "deletion indexed")
+
+
+def test_a_file_attached_to_a_new_post_is_fetched_and_indexed(env):
+    d = env.double
+    f = d.upload_file(env.uid("alice.a"), env.cid("random"), "runbook.md",
+                      b"# Runbook\n\nTo restart the ingest worker run `systemctl restart zebra-ingest`.\n")
+    d.post(env.uid("alice.a"), env.cid("random"), "Runbook attached", file_ids=[f["id"]])
+    wait(lambda: "zebra-ingest" in search_texts(env, "bob.b", "restart the ingest worker"), 30,
+         "attachment indexed")
+
+
+def test_a_dropped_websocket_loses_no_post_and_answers_none_twice(env):
+    d = env.double
+    bot = env.bot
+    catchups = bot.catchups
+    d.pause_websockets(True)
+    d.drop_websockets()
+    wait(lambda: not bot.stream.connected.is_set(), 10, "the bot to notice the drop")
+    gap = d.post(env.uid("carol.c"), env.cid("town-square"),
+                 "Posted during the gap: the cafeteria closes at 14:00 on Fridays.")
+    q = d.post(env.uid("carol.c"), env.cid("town-square"), "@openops when is the all-hands?")
+    d.pause_websockets(False)
+    wait(lambda: bot.catchups > catchups, 60, "the catch-up after reconnecting")
+    final_reply(env, q["id"])
+    wait(lambda: "cafeteria closes" in search_texts(env, "bob.b", "cafeteria closing time"), 20,
+         "the gap post indexed")
+    assert len(thread_posts(env, "town-square", q["id"])) == 1
+    # a second catch-up (another gap, or a restart) answers nothing again
+    d.drop_websockets()
+    wait(lambda: bot.catchups > catchups + 1, 60, "another catch-up")
+    time.sleep(0.5)
+    assert len(thread_posts(env, "town-square", q["id"])) == 1
+    assert gap["id"]
+
+
+def test_a_long_answer_continues_in_a_second_post(env):
+    import asyncio
+
+    from bot.bot import StreamPost
+    from bot.mattermost import Mattermost
+
+    class Host:  # what StreamPost needs of the bot: its client and settings
+        def __init__(self, mm):
+            self.mm = mm
+            self.settings = env.rt.settings.model_copy(update={"bot_post_limit": 400})
+
+    words = [f"word{n:03d} " for n in range(300)]
+
+    async def run():
+        mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
+        try:
+            out = StreamPost(Host(mm), env.cid("random"), "")
+            await out.open()
+            for w in words:
+                await out.feed(w)
+            await out.close()
+            return out.posts
+        finally:
+            await mm.close()
+
+    posts = asyncio.run(run())
+    assert len(posts) >= 5
+    texts = [env.double.get_post(p)["message"] for p in posts]
+    assert all(len(t) <= 400 for t in texts)
+    joined = " ".join(t.replace("(continued)", "") for t in texts).split()
+    assert joined == [w.strip() for w in words]
+
+
+def test_jobs_api_validates_and_cancels(env):
+    r = httpx.post(env.base + "/v1/reindex", json={"scope": {"team": "x"}}, headers=ADMIN)
+    assert r.status_code == 422 and "scope" in r.json()["error"]
+    r = httpx.post(env.base + "/v1/reindex", json={"scope": "all"},
+                   headers={"Authorization": "Bearer api-key"})
+    assert r.status_code in (401, 403)
+    r = httpx.get(env.base + "/v1/jobs/nope", headers=ADMIN)
+    assert r.status_code == 404
+    r = httpx.post(env.base + "/v1/reindex", json={"scope": {"channel_id": env.cid("random")}},
+                   headers=ADMIN)
+    assert r.status_code == 202
+    job = httpx.delete(f"{env.base}/v1/jobs/{r.json()['job_id']}", headers=ADMIN).json()
+    final = wait(lambda: (j := httpx.get(f"{env.base}/v1/jobs/{job['job_id']}",
+                                         headers=ADMIN).json())["status"] in
+                 ("done", "cancelled", "failed") and j, 30, "the job to stop")
+    assert final["status"] in ("cancelled", "done")  # it may finish before the cancel lands
