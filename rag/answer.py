@@ -571,7 +571,7 @@ class AnswerService:
             team = s.get(Team, ch.team_id) if ch and ch.team_id else None
             posts = {p.id: p for p in s.scalars(select(Post).where(
                 Post.id.in_({i for i, _ in items})))}
-        base = (self.settings.mattermost_url or "").rstrip("/")
+        base = self.settings.permalink_base
         out = []
         for n, (pid, text) in enumerate(items, 1):
             p = posts.get(pid)

@@ -141,7 +141,7 @@ class SearchService:
             chans = {c.id: c for c in s.scalars(select(Channel).where(Channel.id.in_(cids)))}
             tids = {c.team_id for c in chans.values() if c.team_id}
             teams = {t.id: t for t in s.scalars(select(Team).where(Team.id.in_(tids)))}
-        base = (self.settings.mattermost_url or "").rstrip("/")
+        base = self.settings.permalink_base
         out = []
         for h in hits:
             m = h.metadata

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         description="Base URL of the Mattermost server (https://chat.example.com): permalinks, "
         "and with OPENOPS_MATTERMOST_TOKEN the live bot and `openops sync`.",
     )
+    mattermost_public_url: str | None = Field(
+        None,
+        description="URL people open Mattermost at, for permalinks, when OpenOps reaches the "
+        "server at another address (e.g. http://mattermost:8065 inside docker compose).",
+    )
     mattermost_token: str | None = Field(
         None,
         description="Access token of the bot account. With OPENOPS_MATTERMOST_URL, `openops "
@@ -148,6 +153,10 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url[len("postgres://") :]
             return url
         return f"sqlite:///{(self.home / 'openops.db').resolve()}"
+
+    @property
+    def permalink_base(self) -> str:
+        return (self.mattermost_public_url or self.mattermost_url or "").rstrip("/")
 
     @property
     def chroma_path(self) -> Path:
