@@ -260,7 +260,7 @@ def sync(
 
         try:
             me = await mm.login()
-            mirror.bot_user_id = me["id"]
+            mirror.bot_user_id, mirror.bot_username = me["id"], me.get("username")
             syncer = Syncer(mm, mirror, on_progress=on_progress)
             return await syncer.run(scope, incremental=changed_only)
         finally:

@@ -30,6 +30,7 @@ from rag.answer import fmt_ms, now_ms
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
 from rag.permissions import audience_scope
+from rag.prompts import StreamSanitizer
 
 from .mattermost import EventStream, Mattermost, MattermostError
 from .mirror import IndexWorker, Mirror
@@ -72,6 +73,10 @@ class StreamPost:
     _last_edit: float = 0.0
     _tokens_since: int = 0
     _offset: int = 0  # where the current post's text starts in self.text
+    # every answer and summary goes through the output guard once more, whatever produced it
+    # (the extractive mode quotes source sentences verbatim): no image, HTML or link renders
+    # in a bot post except the source permalinks the bot adds itself
+    guard: StreamSanitizer = field(default_factory=StreamSanitizer)
 
     @property
     def limit(self) -> int:
@@ -85,7 +90,7 @@ class StreamPost:
         return p["id"]
 
     async def feed(self, delta: str) -> None:
-        self.text += delta
+        self.text += self.guard.feed(delta)
         self._tokens_since += 1
         s = self.bot.settings
         due = (time.monotonic() - self._last_edit) * 1000 >= s.bot_stream_interval_ms
@@ -120,7 +125,7 @@ class StreamPost:
         self._tokens_since = 0
 
     async def close(self, tail: str = "") -> None:
-        self.text += tail
+        self.text += self.guard.flush() + tail
         await self._show(final=True)
 
 
@@ -156,6 +161,7 @@ class Bot:
     async def start(self) -> None:
         self.me = await self.mm.login()
         self.mirror.bot_user_id = self.me["id"]
+        self.mirror.bot_username = self.me.get("username")
         await asyncio.to_thread(self.mirror.upsert_user, self.me)
         self.stream = EventStream(self.mm, self._enqueue, self._connected)
         self._spawn(self.stream.run(), "websocket")

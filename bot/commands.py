@@ -62,8 +62,9 @@ async def _fields(request: Request) -> dict[str, str]:
 def router(get_bot, settings) -> APIRouter:
     r = APIRouter()
 
-    @r.api_route("/mattermost/command", methods=["POST", "GET"], tags=["mattermost"],
-                 summary="Mattermost slash command endpoint (/openops)")
+    @r.get("/mattermost/command", include_in_schema=False)
+    @r.post("/mattermost/command", tags=["mattermost"],
+            summary="Mattermost slash command endpoint (/openops)")
     async def command(request: Request):
         fields = await _fields(request)
         header = request.headers.get("authorization", "")

@@ -150,7 +150,7 @@ class JobManager:
         self._set(job_id, status="running")
         try:
             me = await mm.login()
-            mirror.bot_user_id = me["id"]
+            mirror.bot_user_id, mirror.bot_username = me["id"], me.get("username")
             progress = await syncer.run(params["scope"], cursor=cursor)
             progress.phase = "indexing"
             self._set(job_id, progress=progress.as_dict())

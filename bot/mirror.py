@@ -12,6 +12,7 @@ Ids are Mattermost's own, so permalinks point at the real posts."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -54,6 +55,7 @@ class Mirror:
                  on_dirty: Callable[[], None] | None = None):
         self.db = db
         self.bot_user_id = bot_user_id
+        self.bot_username: str | None = None
         self.on_dirty = on_dirty  # wakes the index worker
 
     # ---- helpers --------------------------------------------------------------------------
@@ -220,9 +222,14 @@ class Mirror:
 
     # ---- posts ----------------------------------------------------------------------------
     def wants(self, p: dict) -> bool:
-        """Whether a post is content: not a system notice, not the bot's own answer."""
-        return not (str(p.get("type") or "").startswith(SYSTEM_PREFIX)
-                    or (self.bot_user_id and p.get("user_id") == self.bot_user_id))
+        """Whether a post is content: not a system notice, not the bot's own answer, not a
+        question to the bot (a mention of it): those are conversations, kept as such."""
+        if str(p.get("type") or "").startswith(SYSTEM_PREFIX):
+            return False
+        if self.bot_user_id and p.get("user_id") == self.bot_user_id:
+            return False
+        return not (self.bot_username and re.search(
+            rf"(?<![\w.-])@{re.escape(self.bot_username)}(?![\w-])", p.get("message") or "", re.I))
 
     def apply_posts(self, posts: Iterable[dict]) -> MirrorStats:
         """Insert, edit or delete posts (Post objects as the REST API and events give them)."""
@@ -234,11 +241,18 @@ class Mirror:
                 changed_at = max(int(p.get("update_at") or 0), int(p.get("create_at") or 0),
                                  int(p.get("delete_at") or 0))
                 cursors[cid] = max(cursors.get(cid, 0), changed_at)
-                if not self.wants(p):
-                    continue
-                if s.get(Channel, cid) is None:
+                ch = s.get(Channel, cid)
+                if ch is None:
                     log.warning("post %s in channel %s the mirror does not know yet: skipped",
                                 p.get("id"), cid)
+                    continue
+                if not self.wants(p) or self._bot_dm(ch):
+                    # a question to the bot is a conversation, not content; one that was
+                    # content before an edit leaves the index
+                    row = s.get(Post, p["id"])
+                    if row is not None and not row.delete_at:
+                        row.delete_at = changed_at or int(time.time() * 1000)
+                        stats.dirty.add(cid)
                     continue
                 if self._apply_post(s, p):
                     stats.posts += 1
@@ -251,6 +265,9 @@ class Mirror:
                     cur.update_at = at
             self._commit(s, stats.dirty)
         return stats
+
+    def _bot_dm(self, ch: Channel) -> bool:
+        return bool(self.bot_user_id) and ch.type == "D" and self.bot_user_id in ch.name.split("__")
 
     def _apply_post(self, s: Session, p: dict) -> bool:
         self.ensure_users(s, [p["user_id"]])

@@ -20,15 +20,9 @@ class IngestReport:
 def make_chunker(runtime) -> Chunker:
     import langchain_text_splitters  # noqa: F401 - imported now, not on the first long message
 
-    tok = runtime.embedder.model.tokenizer
-
-    def count(text: str) -> int:
-        return len(tok(text, add_special_tokens=False)["input_ids"])
-
-    def count_many(texts: list[str]) -> list[int]:
-        if not texts:
-            return []
-        return [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]]
+    embedder = runtime.embedder
+    count = embedder.count_tokens
+    count_many = embedder.count_many
 
     s = runtime.settings
     return Chunker(count, max_tokens=min(s.chunk_tokens, runtime.embedder.max_tokens - 8),

@@ -66,6 +66,7 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._t_lock = threading.Lock()
         self._q_lock = threading.Lock()
         self._q_pending: list[dict] = []
         self._q_busy = False
@@ -131,9 +132,38 @@ class Embedder:
         return slot["vec"]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 embeddings, one row per text."""
-        with self._lock:
-            return self._encode(texts, self.bf16)
+        """Normalised float32 embeddings, one row per text. A long list is encoded in slices,
+        each holding the model alone, so a question's embedding waits for one slice of a
+        re-index at most, not for the whole of it."""
+        texts = list(texts)
+        step = self.batch_size * 8
+        if len(texts) <= step:
+            with self._lock:
+                return self._encode(texts, self.bf16)
+        parts = []
+        for i in range(0, len(texts), step):
+            with self._lock:
+                parts.append(self._encode(texts[i:i + step], self.bf16))
+        return np.concatenate(parts)
+
+    @property
+    def _counter(self):
+        """A tokenizer of its own for counting: a fast tokenizer is not thread-safe (its padding
+        state is per call), and the model's is in use by whoever holds the encode lock."""
+        tok = self.__dict__.get("_count_tok")
+        if tok is None:
+            import copy
+
+            with self._lock:
+                tok = self.__dict__.setdefault("_count_tok", copy.deepcopy(self.model.tokenizer))
+        return tok
 
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer.tokenize(text))
+        with self._t_lock:
+            return len(self._counter(text, add_special_tokens=False)["input_ids"])
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        with self._t_lock:
+            return [len(x) for x in self._counter(list(texts), add_special_tokens=False)["input_ids"]]

@@ -38,6 +38,9 @@ def fence(n: int, header: str, text: str) -> str:
     return f'<source id="{n}" {header}>\n{body}\n</source>'
 
 
+_DANGLING_TAG = re.compile(r"<[A-Za-z/!?][^\s>]*>?")
+
+
 def sanitize(text: str, allowed_urls: set[str] | frozenset[str] = frozenset()) -> str:
     """Remove markdown images, HTML tags, links and raw URLs (other than permalinks we issued)."""
     text = _IMAGE.sub("", text)
@@ -48,7 +51,10 @@ def sanitize(text: str, allowed_urls: set[str] | frozenset[str] = frozenset()) -
         return m.group(0) if url and url.group(0) in allowed_urls else m.group(1)
 
     text = _MD_LINK.sub(link, text)
-    return _URL.sub(lambda m: m.group(0) if m.group(0) in allowed_urls else "[link removed]", text)
+    text = _URL.sub(lambda m: m.group(0) if m.group(0) in allowed_urls else "[link removed]", text)
+    # what is left of a broken construct (an image or a tag whose URL is gone) is defused too
+    text = _DANGLING_TAG.sub("", text)
+    return text.replace("![", "[")
 
 
 class StreamSanitizer:
