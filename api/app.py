@@ -76,6 +76,9 @@ class FeedbackRequest(BaseModel):
 class ReindexRequest(BaseModel):
     scope: Literal["all"] | dict[str, str] = Field(
         "all", description='"all", {"team_id": ...} or {"channel_id": ...}')
+    changed_only: bool = Field(
+        False, description="Only posts changed since each channel's last sync (users, "
+                           "channels and memberships are always read whole).")
 
 
 class ErrorModel(BaseModel):
@@ -291,7 +294,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
     async def reindex(body: ReindexRequest) -> dict:
         """Re-index from the live Mattermost server (admin key): the whole server, a team or a
         channel. Returns the job at once; follow it at ``GET /v1/jobs/{job_id}``."""
-        return live.jobs.start(body.scope)
+        return live.jobs.start(body.scope, incremental=body.changed_only)
 
     @app.get("/v1/jobs/{job_id}", dependencies=[Depends(admin)],
              responses={404: {"model": ErrorModel}})

@@ -306,8 +306,9 @@ class Bot:
         elif name == "added_to_team":
             tid, uid = data.get("team_id"), data.get("user_id") or bc.get("user_id")
             if tid and uid:
-                if uid == self.me.get("id"):
-                    await self.syncer.run({"team_id": tid}, incremental=True)
+                if uid == self.me.get("id"):  # the bot joined a team: read it, off the queue
+                    self._spawn(Syncer(self.mm, self.mirror).run({"team_id": tid},
+                                                                 incremental=True), "team-sync")
                 else:
                     await asyncio.to_thread(m.add_team_member, tid, uid)
         elif name == "leave_team":

@@ -55,12 +55,15 @@ class JobManager:
         return Mattermost(s.mattermost_url, s.mattermost_token, ca_file=s.mattermost_ca_file)
 
     # ---- API ------------------------------------------------------------------------------
-    def start(self, scope) -> dict:
+    def start(self, scope, *, incremental: bool = False) -> dict:
+        """``incremental``: posts changed since each channel's cursor only (users, teams,
+        channels and memberships are always read whole)."""
         scope = check_scope(scope)
         self.client()  # configuration errors now, as a 4xx, not later inside the job
         job_id = uuid.uuid4().hex
         with self.rt.db.session() as s:
-            s.add(Job(id=job_id, kind="reindex", params=json.dumps({"scope": scope}),
+            s.add(Job(id=job_id, kind="resync" if incremental else "reindex",
+                      params=json.dumps({"scope": scope, "incremental": incremental}),
                       status="queued", progress=json.dumps(SyncProgress().as_dict()), cursor="{}",
                       error="", created_at=now_ms(), updated_at=now_ms()))
             s.commit()
@@ -96,6 +99,9 @@ class JobManager:
             log.info("resuming re-index job %s", job_id)
             self._launch(job_id)
         return ids
+
+    def running(self) -> bool:
+        return bool(self._tasks)
 
     async def wait(self, job_id: str, timeout: float = 120.0) -> dict:
         task = self._tasks.get(job_id)
@@ -151,7 +157,8 @@ class JobManager:
         try:
             me = await mm.login()
             mirror.bot_user_id, mirror.bot_username = me["id"], me.get("username")
-            progress = await syncer.run(params["scope"], cursor=cursor)
+            progress = await syncer.run(params["scope"], cursor=cursor,
+                                        incremental=bool(params.get("incremental")))
             progress.phase = "indexing"
             self._set(job_id, progress=progress.as_dict())
             await asyncio.to_thread(self.worker.poke)

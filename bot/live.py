@@ -21,6 +21,7 @@ class Live:
         self.worker: IndexWorker | None = None
         self.jobs = JobManager(runtime, _LazyWorker(self), make_client=make_client)
         self.bot = None
+        self._resync: asyncio.Task | None = None
 
     @property
     def configured(self) -> bool:
@@ -49,6 +50,9 @@ class Live:
         await asyncio.to_thread(self._worker)
         self.jobs.worker = self.worker
         self.jobs.resume_unfinished()
+        minutes = self.rt.settings.bot_resync_minutes
+        if minutes > 0:
+            self._resync = asyncio.create_task(self._resync_loop(minutes * 60))
         if self.run_bot:
             from .bot import Bot
 
@@ -62,7 +66,24 @@ class Live:
                 return
             self.bot = bot
 
+    async def _resync_loop(self, every_s: float) -> None:
+        """The safety net under the WebSocket: events about channels the bot is not in never
+        reach it, so memberships (and posts changed since each cursor) are re-read
+        periodically, as a job visible at /v1/jobs."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self.jobs.running():
+                continue  # a re-index is on already
+            try:
+                job = self.jobs.start("all", incremental=True)
+                await self.jobs.wait(job["job_id"], timeout=every_s * 4)
+            except Exception as exc:  # noqa: BLE001 - retried next period
+                log.warning("periodic resync failed: %s", exc)
+
     async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            self._resync = None
         if self.bot is not None:
             await self.bot.stop()
             self.bot = None

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Token of the /openops slash command (Mattermost shows it when the command "
         "is created); requests to /mattermost/command without it are refused.",
     )
+    bot_resync_minutes: float = Field(
+        60, description="Re-read users, channels and memberships (and posts changed since each "
+        "channel's cursor) this often: events about channels the bot is not in never reach it. "
+        "0 turns it off.",
+    )
     bot_stream_interval_ms: int = Field(
         400, description="The bot edits its streaming post at most this often."
     )

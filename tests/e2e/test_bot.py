@@ -598,3 +598,31 @@ def test_openops_mattermost_setup_creates_the_slash_command(env, tmp_path):
                  "--team", "beta")
     assert "already exists" in again.output
     assert sum(c["team_id"] == team["id"] for c in d.commands.values()) == 1
+
+
+def test_a_resync_job_catches_membership_changes_the_bot_never_hears_of(env):
+    """The bot is not in this private channel, so no event about it reaches the bot: the
+    periodic resync (here started through the API) is what brings the mirror up to date."""
+    d = env.double
+    ch = d.add_channel(env.ids["team"], "hr-private", "P", creator_id=env.uid("alice.a"))
+    for u in ("alice.a", "carol.c"):
+        d.add_member(ch["id"], env.uid(u))
+    d.post(env.uid("alice.a"), ch["id"], "Salary bands are reviewed in the Osprey cycle.")
+
+    def resync() -> dict:
+        r = httpx.post(env.base + "/v1/reindex", json={"scope": "all", "changed_only": True},
+                       headers=ADMIN)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        return wait(lambda: (j := httpx.get(f"{env.base}/v1/jobs/{job_id}", headers=ADMIN)
+                             .json())["status"] in ("done", "failed") and j, 60, "resync")
+
+    assert resync()["status"] == "done"
+    wait(lambda: "Osprey" in search_texts(env, "carol.c", "salary bands review"), 20, "indexed")
+    d.remove_member(ch["id"], env.uid("carol.c"))
+    time.sleep(0.5)
+    assert "Osprey" in search_texts(env, "carol.c", "salary bands review")  # stale: no event
+    job = resync()
+    assert job["status"] == "done" and job["kind"] == "resync"
+    assert "Osprey" not in search_texts(env, "carol.c", "salary bands review")
+    assert "Osprey" in search_texts(env, "alice.a", "salary bands review")
