@@ -144,7 +144,13 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
         with runtime.db.session() as s:
             s.execute(text("SELECT 1"))
         chunks = runtime.index.count()
-        return {"status": "ok", "chunks": chunks,
+        if not live.configured:
+            bot = "off"
+        elif live.bot is None or live.bot.stream is None or not live.bot.stream.connected.is_set():
+            bot = "connecting"
+        else:
+            bot = "connected"
+        return {"status": "ok", "chunks": chunks, "mattermost_bot": bot,
                 "took_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     @app.post("/v1/search", response_model=SearchResponseModel,

@@ -22,6 +22,7 @@ class Live:
         self.jobs = JobManager(runtime, _LazyWorker(self), make_client=make_client)
         self.bot = None
         self._resync: asyncio.Task | None = None
+        self._bot_task: asyncio.Task | None = None
 
     @property
     def configured(self) -> bool:
@@ -54,17 +55,28 @@ class Live:
         if minutes > 0:
             self._resync = asyncio.create_task(self._resync_loop(minutes * 60))
         if self.run_bot:
-            from .bot import Bot
+            self._bot_task = asyncio.create_task(self._start_bot())
 
+    async def _start_bot(self) -> None:
+        """Log in and connect, retrying with backoff while Mattermost is down or starting (in
+        docker compose it often starts after OpenOps): the API serves meanwhile."""
+        from .bot import Bot
+
+        delay = 1.0
+        while True:
             bot = Bot(self.rt, self.client(), self.worker)
             try:
                 await bot.start()
-            except Exception as exc:  # noqa: BLE001 - the API still serves; say what to fix
-                log.error("the Mattermost bot did not start: %s (check OPENOPS_MATTERMOST_URL, "
-                          "OPENOPS_MATTERMOST_TOKEN and OPENOPS_MATTERMOST_CA_FILE)", exc)
+            except Exception as exc:  # noqa: BLE001 - say what to fix, try again
+                log.error("the Mattermost bot could not start: %s (check OPENOPS_MATTERMOST_URL, "
+                          "OPENOPS_MATTERMOST_TOKEN and OPENOPS_MATTERMOST_CA_FILE); retrying in "
+                          "%.0f s", exc, delay)
                 await bot.mm.close()
-                return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
             self.bot = bot
+            return
 
     async def _resync_loop(self, every_s: float) -> None:
         """The safety net under the WebSocket: events about channels the bot is not in never
@@ -81,6 +93,10 @@ class Live:
                 log.warning("periodic resync failed: %s", exc)
 
     async def stop(self) -> None:
+        if self._bot_task is not None:
+            self._bot_task.cancel()
+            await asyncio.gather(self._bot_task, return_exceptions=True)
+            self._bot_task = None
         if self._resync is not None:
             self._resync.cancel()
             self._resync = None

@@ -123,6 +123,15 @@ class AnswerService:
         except Exception:  # noqa: BLE001 - an estimate is enough for budgeting
             return len(text) // 4 + 1
 
+    def _tokens_many(self, texts: list[str]) -> list[int]:
+        many = getattr(self.search.embedder, "count_many", None)
+        if many is None:
+            return [self._tokens(t) for t in texts]
+        try:
+            return list(many(texts))
+        except Exception:  # noqa: BLE001 - an estimate is enough for budgeting
+            return [len(t) // 4 + 1 for t in texts]
+
     def _sources(self, hits: list[Hit]) -> list[Source]:
         presented = self.search.present(hits)
         post_ids = {r.post_id for r in presented}
@@ -308,30 +317,43 @@ class AnswerService:
 
     def _whole_threads(self, hits: list[Hit], scope: Scope, threads: int = 3) -> list[Hit]:
         """Bring the other chunks of the best threads next to them, so the model reads a
-        thread whole where the budget allows (``_budget`` drops what does not fit)."""
-        out: list[Hit] = []
+        thread whole where the budget allows (``_budget`` drops what does not fit). One index
+        read for all of them: it is on the path to the first token."""
+        picked: list[tuple[str, str]] = []
+        for h in hits:
+            thread, channel = h.metadata.get("thread_id"), h.metadata.get("channel_id")
+            if (thread and h.metadata.get("source") == "message" and scope.allows(str(channel))
+                    and (thread, channel) not in picked):
+                picked.append((str(thread), str(channel)))
+            if len(picked) >= threads:
+                break
+        if not picked:
+            return hits
+        where_thread = ({"thread_id": picked[0][0]} if len(picked) == 1
+                        else {"thread_id": {"$in": [t for t, _ in picked]}})
+        got = self.search.index.collection.get(
+            where={"$and": [where_thread, {"source": "message"}]},
+            include=["documents", "metadatas"])
         seen = {h.id for h in hits}
-        expanded = 0
+        by_thread: dict[tuple[str, str], list[Hit]] = {}
+        for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]):
+            m = dict(m or {})
+            key = (str(m.get("thread_id")), str(m.get("channel_id")))
+            # the channel must match too: a thread id is only unique within its channel's data
+            if i not in seen and key in picked:
+                by_thread.setdefault(key, []).append(Hit(i, 0.0, d or "", m))
+        out: list[Hit] = []
+        done: set[tuple[str, str]] = set()
         for h in hits:
             out.append(h)
-            thread, channel = h.metadata.get("thread_id"), h.metadata.get("channel_id")
-            if expanded >= threads or not thread or h.metadata.get("source") != "message":
-                continue
-            if not scope.allows(str(channel)):
-                continue
-            got = self.search.index.collection.get(
-                where={"$and": [{"thread_id": thread}, {"channel_id": channel},
-                                {"source": "message"}]},
-                include=["documents", "metadatas"])
-            siblings = sorted(
-                (Hit(i, h.score, d or "", dict(m or {}))
-                 for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
-                 if i not in seen),
-                key=lambda x: int(x.metadata.get("first_ts", 0)))
-            for sib in siblings[:6]:
-                seen.add(sib.id)
-                out.append(sib)
-            expanded += 1
+            key = (str(h.metadata.get("thread_id")), str(h.metadata.get("channel_id")))
+            if key in by_thread and key not in done:
+                done.add(key)
+                for sib in sorted(by_thread[key],
+                                  key=lambda x: int(x.metadata.get("first_ts", 0)))[:6]:
+                    if sib.id not in seen:
+                        seen.add(sib.id)
+                        out.append(Hit(sib.id, h.score, sib.text, sib.metadata))
         return out
 
     def _budget(self, sources: list[Source], question: str, history) -> list[Source]:
@@ -344,8 +366,10 @@ class AnswerService:
                       - sum(self._tokens(m.content) for m in history[-6:]))
         kept: list[Source] = []
         used = 0
-        for s in sources:
-            cost = self._tokens(s.text) + 24
+        costs = ([0] * len(sources) if self.generator is None
+                 else self._tokens_many([s.text for s in sources]))
+        for s, tokens in zip(sources, costs):
+            cost = tokens + 24
             if used + cost > budget:
                 continue
             kept.append(s)

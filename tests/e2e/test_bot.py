@@ -135,7 +135,8 @@ def env(embedder, tmp_path_factory):
     try:
         with serve_app(app) as base:
             e = Env(double, rt, base, app, ids)
-            wait(lambda: e.bot is not None and e.bot.stream.connected.is_set(), what="bot online")
+            wait(lambda: httpx.get(base + "/healthz").json()["mattermost_bot"] == "connected",
+                 what="bot online")
             r = httpx.post(base + "/v1/reindex", json={"scope": "all"}, headers=ADMIN)
             assert r.status_code == 202, r.text
             job = r.json()
@@ -626,3 +627,24 @@ def test_a_resync_job_catches_membership_changes_the_bot_never_hears_of(env):
     assert job["status"] == "done" and job["kind"] == "resync"
     assert "Osprey" not in search_texts(env, "carol.c", "salary bands review")
     assert "Osprey" in search_texts(env, "alice.a", "salary bands review")
+
+
+def test_the_api_serves_while_mattermost_is_unreachable_and_the_bot_keeps_trying(embedder,
+                                                                                tmp_path):
+    from tests.conftest import free_port
+
+    rt = Runtime(Settings(home=tmp_path / "down", collection=f"d{uuid.uuid4().hex[:10]}",
+                          _env_file=None, mattermost_url=f"https://127.0.0.1:{free_port()}",
+                          mattermost_token="t", api_key="api-key"))
+    rt.__dict__["embedder"] = embedder
+    try:
+        app = create_app(rt)
+        with serve_app(app) as base:
+            assert httpx.get(base + "/healthz").json()["mattermost_bot"] == "connecting"
+            r = httpx.post(base + "/v1/search", json={"user": "nobody", "query": "x"},
+                           headers={"Authorization": "Bearer api-key"})
+            assert r.status_code == 404 and "unknown user" in r.json()["error"]
+            time.sleep(1.5)  # a retry or two happened meanwhile; still serving
+            assert app.state.live._bot_task is not None and not app.state.live._bot_task.done()
+    finally:
+        rt.close()
