@@ -288,6 +288,11 @@ class Bot:
             uid = data.get("user_id") or bc.get("user_id")
             if cid and uid and not await asyncio.to_thread(m.add_channel_member, cid, uid):
                 await self._refresh_channel(cid)
+            tid = data.get("team_id")
+            if uid and tid and not await asyncio.to_thread(m.on_team, tid, uid):
+                # added_to_team goes to the user alone; joining a team lands people in its
+                # default channels, where the bot hears user_added: read their teams now
+                self._spawn(self.refresh_user(uid), "refresh-user")
         elif name == "user_removed":
             cid = data.get("channel_id") or bc.get("channel_id")
             uid = data.get("user_id") or bc.get("user_id")

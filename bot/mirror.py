@@ -147,6 +147,10 @@ class Mirror:
                 s.add(TeamMember(team_id=team_id, user_id=user_id, roles=roles))
             self._commit(s)
 
+    def on_team(self, team_id: str, user_id: str) -> bool:
+        with self.db.session() as s:
+            return s.get(TeamMember, (team_id, user_id)) is not None
+
     def remove_team_member(self, team_id: str, user_id: str) -> None:
         with self.db.session() as s:
             s.execute(delete(TeamMember).where(TeamMember.team_id == team_id,

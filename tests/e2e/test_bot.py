@@ -172,7 +172,12 @@ def thread_posts(env: Env, channel: str, root_id: str) -> list[dict]:
 
 
 def search_texts(env: Env, user: str, query: str) -> str:
-    return " ".join(r.text for r in env.rt.search.search(user, query, k=20).results)
+    from rag.errors import UnknownUser
+
+    try:
+        return " ".join(r.text for r in env.rt.search.search(user, query, k=20).results)
+    except UnknownUser:  # not in the mirror yet
+        return ""
 
 
 # ---- sync ---------------------------------------------------------------------------------
@@ -526,6 +531,29 @@ def test_converting_a_public_channel_to_private_revokes_non_members(env):
     d.archive_channel(ch["id"])
     wait(lambda: "Nightjar" not in search_texts(env, "alice.a", "secret project name"), 20,
          "archiving applied")
+    d.restore_channel(ch["id"])
+    wait(lambda: "Nightjar" in search_texts(env, "alice.a", "secret project name"), 20,
+         "restoring applied")
+
+
+def test_leaving_the_team_and_deactivation_revoke_access_at_once(env):
+    d = env.double
+    dave = d.add_user("dave.d", "Dave", "D")
+    d.add_to_team(env.ids["team"], dave["id"])
+    d.add_member(env.cid("town-square"), dave["id"])  # the bot hears about dave through here
+    wait(lambda: "Thursday at 15:00" in search_texts(env, "dave.d", "all-hands meeting"), 20,
+         "dave's scope")
+    d.remove_from_team(env.ids["team"], dave["id"])
+    wait(lambda: "Thursday at 15:00" not in search_texts(env, "dave.d", "all-hands meeting"), 20,
+         "leave_team applied")
+    d.add_to_team(env.ids["team"], dave["id"])  # an event for dave alone: the bot learns it
+    d.remove_member(env.cid("town-square"), dave["id"])  # when he lands in a channel it is in
+    d.add_member(env.cid("town-square"), dave["id"])
+    wait(lambda: "Thursday at 15:00" in search_texts(env, "dave.d", "all-hands meeting"), 20,
+         "team membership re-read")
+    d.deactivate_user(dave["id"])
+    wait(lambda: "Thursday at 15:00" not in search_texts(env, "dave.d", "all-hands meeting"), 20,
+         "deactivation applied")
 
 
 def test_a_reindex_job_interrupted_mid_walk_resumes_from_its_cursor(env):
