@@ -590,10 +590,10 @@ class Bot:
                                     conversation_id=done.get("conversation_id"))
         return done
 
-    async def stream_summary(self, channel_id: str, root_id: str, asker: str, *, kind: str,
+    async def stream_summary(self, post_in: str, root_id: str, asker: str, *, kind: str,
                              trigger: str, **params) -> dict:
         name = await asyncio.to_thread(self._names, {asker})
-        out = StreamPost(self, channel_id, root_id,
+        out = StreamPost(self, post_in, root_id,
                          header=f"_Summary requested by @{name.get(asker, asker)}_\n\n")
         await out.open()
         done: dict = {}
@@ -613,7 +613,7 @@ class Bot:
             log.exception("summary failed")
             await out.close(f":warning: Something went wrong ({exc.__class__.__name__}).")
         finally:
-            await asyncio.to_thread(self._record, out.posts, channel_id=channel_id,
+            await asyncio.to_thread(self._record, out.posts, channel_id=post_in,
                                     root_id=root_id or (out.posts[0] if out.posts else ""),
                                     trigger_id=trigger, user_id=asker, kind="summary",
                                     answer_id=done.get("answer_id"),

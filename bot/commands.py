@@ -150,7 +150,8 @@ async def _summarize(bot, f: dict, days: float | None) -> None:
         since = None
         if days is None:
             member = await bot.mm.channel_member(cid, uid)
-            since = int(member.get("last_viewed_at") or 0) or None
+            viewed = int(member.get("last_viewed_at") or 0)
+            since = viewed + 1 if viewed else None  # what they saw ends at last_viewed_at
             if since is None:
                 days = 7.0
         await bot.stream_summary(cid, "", uid, kind="channel", trigger=f"cmd-{time.time_ns()}",

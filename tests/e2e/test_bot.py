@@ -412,6 +412,26 @@ def test_a_dropped_websocket_loses_no_post_and_answers_none_twice(env):
     assert len(thread_posts(env, "town-square", q["id"])) == 1
     assert gap["id"]
 
+    # and a restarted bot (a new process: a new Bot on the same database) answers it no more
+    import asyncio
+
+    from bot.bot import Bot
+    from bot.mattermost import Mattermost
+
+    async def restart() -> None:
+        mm = Mattermost(d.url, d.bot_token, ca_file=d.ca_file)
+        again = Bot(env.rt, mm)
+        again.me = await mm.login()
+        again.mirror.bot_user_id = again.me["id"]
+        try:
+            await again.catch_up()
+            await asyncio.sleep(1.0)  # an answer task, had one started, would post by now
+        finally:
+            await mm.close()
+
+    asyncio.run(restart())
+    assert len(thread_posts(env, "town-square", q["id"])) == 1
+
 
 def test_a_long_answer_continues_in_a_second_post(env):
     import asyncio
@@ -676,3 +696,28 @@ def test_the_api_serves_while_mattermost_is_unreachable_and_the_bot_keeps_trying
             assert app.state.live._bot_task is not None and not app.state.live._bot_task.done()
     finally:
         rt.close()
+
+
+def test_slash_summarize_in_a_channel_covers_what_the_user_missed(env):
+    d = env.double
+    _command(env)
+    ch = d.add_channel(env.ids["team"], "standup", "O", creator_id=env.uid("alice.a"))
+    for u in ("openops", "alice.a", "bob.b"):
+        d.add_member(ch["id"], env.uid(u))
+    d.post(env.uid("alice.a"), ch["id"], "Old news: the printer on floor three was replaced.")
+    seen = d.posts_in(ch["id"])[-1]["create_at"]
+    d.set_last_viewed(ch["id"], env.uid("bob.b"), seen)
+    d.post(env.uid("alice.a"), ch["id"], "Decision: we freeze the release branch on Wednesday.")
+    d.post(env.uid("alice.a"), ch["id"], "Bob, can you update the changelog by Tuesday?")
+    wait(lambda: "freeze the release" in search_texts(env, "bob.b", "release branch freeze"), 20,
+         "indexed")
+    d.send_slash_command(env.uid("bob.b"), ch["id"], "/openops summarize")
+    with env.rt.db.session() as s:
+        row = wait(lambda: s.scalar(select(BotPost).where(BotPost.kind == "summary",
+                                                          BotPost.channel_id == ch["id"])), 60,
+                   "the summary post")
+    text = wait(lambda: (m := d.get_post(row.post_id)["message"]).endswith("follow-up._") and m,
+                60, "the summary to finish")
+    assert "freeze the release branch" in text and "changelog" in text
+    assert "printer" not in text  # he had read that one
+    assert "@bob.b" in text  # personalised: requested by, and for, him
