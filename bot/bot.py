@@ -156,6 +156,8 @@ class Bot:
         self.stream: EventStream | None = None
         self.me: dict = {}
         self.catchups = 0
+        # a burst of mentions must not become a burst of model calls
+        self.busy = asyncio.Semaphore(self.settings.bot_max_concurrent_answers)
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -505,7 +507,8 @@ class Bot:
     async def _answer(self, post: dict, dm: bool) -> None:
         status = "failed"
         try:
-            await self.answer(post, dm)
+            async with self.busy:
+                await self.answer(post, dm)
             status = "done"
         finally:
             await asyncio.to_thread(self._finish, post["id"], status)

@@ -125,7 +125,8 @@ async def _ask(bot, f: dict, question: str) -> None:
 
     try:
         await bot.refresh_user(f["user_id"])
-        text, sources, _ = await collect(bot.rt.answers.ask_events(f["user_id"], question))
+        async with bot.busy:
+            text, sources, _ = await collect(bot.rt.answers.ask_events(f["user_id"], question))
         msg = defang(text) + sources_block(sources)
     except Exception as exc:  # noqa: BLE001 - tell the user, never fail silently
         log.exception("/openops ask failed")
@@ -138,27 +139,33 @@ async def _summarize(bot, f: dict, days: float | None) -> None:
     uid, cid, root = f["user_id"], f["channel_id"], f.get("root_id", "")
     try:
         await bot.refresh_user(uid)
-        if root:
-            transcript = await asyncio.to_thread(bot.transcript_in_thread, root)
-            if transcript:
-                await bot.stream_summary(cid, root, uid, kind="meeting", trigger=root,
-                                         file_id=transcript)
-            else:
-                await bot.stream_summary(cid, root, uid, kind="thread", trigger=root,
-                                         thread_id=root)
-            return
-        since = None
-        if days is None:
-            member = await bot.mm.channel_member(cid, uid)
-            viewed = int(member.get("last_viewed_at") or 0)
-            since = viewed + 1 if viewed else None  # what they saw ends at last_viewed_at
-            if since is None:
-                days = 7.0
-        await bot.stream_summary(cid, "", uid, kind="channel", trigger=f"cmd-{time.time_ns()}",
-                                 channel_id=cid, since=since, days=days)
+        async with bot.busy:
+            await _summary(bot, uid, cid, root, days)
     except Exception as exc:  # noqa: BLE001
         log.exception("/openops summarize failed")
         await bot.mm.ephemeral(uid, cid, f":warning: The summary failed: {exc}", root_id=root)
+
+
+async def _summary(bot, uid: str, cid: str, root: str, days: float | None) -> None:
+    """In a thread: the thread (or the meeting, when a transcript is attached); in a channel:
+    since the user last viewed it, or the last ``days``."""
+    if root:
+        transcript = await asyncio.to_thread(bot.transcript_in_thread, root)
+        if transcript:
+            await bot.stream_summary(cid, root, uid, kind="meeting", trigger=root,
+                                     file_id=transcript)
+        else:
+            await bot.stream_summary(cid, root, uid, kind="thread", trigger=root, thread_id=root)
+        return
+    since = None
+    if days is None:
+        member = await bot.mm.channel_member(cid, uid)
+        viewed = int(member.get("last_viewed_at") or 0)
+        since = viewed + 1 if viewed else None  # what they saw ends at last_viewed_at
+        if since is None:
+            days = 7.0
+    await bot.stream_summary(cid, "", uid, kind="channel", trigger=f"cmd-{time.time_ns()}",
+                             channel_id=cid, since=since, days=days)
 
 
 async def _react(bot, f: dict) -> None:

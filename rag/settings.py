@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         "channel's cursor) this often: events about channels the bot is not in never reach it. "
         "0 turns it off.",
     )
+    bot_max_concurrent_answers: int = Field(
+        4, ge=1, description="Answers and summaries the bot works on at once; more wait their turn."
+    )
     bot_stream_interval_ms: int = Field(
         400, description="The bot edits its streaming post at most this often."
     )
