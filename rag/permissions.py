@@ -122,23 +122,70 @@ def channel_readers(session: Session, channel_id: str, *, include_archived: bool
     return (on_team - guests) | (members & guests)
 
 
+def _slices(items: list[str], size: int = 5000) -> list[list[str]]:
+    """Bound the IN lists (SQLite takes at most 32,766 parameters)."""
+    return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _member_counts(session: Session, model, key, channel_or_team_ids: list[str],
+                   users: list[str]) -> dict[str, int]:
+    """How many of ``users`` are members of each given channel (or team)."""
+    from sqlalchemy import func
+
+    out: dict[str, int] = {}
+    if not channel_or_team_ids or not users:
+        return out
+    for ids in _slices(channel_or_team_ids):
+        for who in _slices(users):
+            q = (select(key, func.count()).where(key.in_(ids), model.user_id.in_(who))
+                 .group_by(key))
+            for k, n in session.execute(q):
+                out[k] = out.get(k, 0) + int(n)
+    return out
+
+
 def audience_scope(session: Session, channel_id: str, *, include_archived: bool = False) -> Scope:
     """What everyone who may read ``channel_id`` may read: the scope of a reply posted there.
 
     A public channel's audience is its team (narrowed by any guest members), a private channel's
     or a group message's its members; the result is the intersection of their scopes, so a
-    reply built from it shows nobody anything they could not already read."""
+    reply built from it shows nobody anything they could not already read. A channel X is kept
+    when every reader R of ``channel_id`` is a reader of X: for a public X, all of R are on its
+    team and R's guests are its members; for a private X, all of R are its members and on its
+    team; for a direct or group message, all of R are its members. A handful of grouped counts
+    decide it, however many channels the readers share."""
     readers = channel_readers(session, channel_id, include_archived=include_archived)
     if not readers:
         return Scope(user_id=None)
     # start from one reader's scope: the audience can only be narrower
-    first = min(readers)
-    base = readable_scope(session, first, include_archived=include_archived)
+    base = readable_scope(session, min(readers), include_archived=include_archived)
     if not base.channels:
         return Scope(user_id=None)
+    users = sorted(readers)
+    rows: dict[str, Channel] = {}
+    for ids in _slices(list(base.channels)):
+        rows.update({c.id: c for c in session.scalars(select(Channel).where(Channel.id.in_(ids)))})
+    guests = sorted(g for ids in _slices(users) for g in session.scalars(
+        select(User.id).where(User.id.in_(ids), User.is_guest.is_(True))))
+    teams = sorted({c.team_id for c in rows.values() if c.team_id})
+    on_team = _member_counts(session, TeamMember, TeamMember.team_id, teams, users)
+    covered = {t for t in teams if on_team.get(t, 0) == len(users)}
+    need = sorted(cid for cid, c in rows.items() if c.type != "O" or guests)
+    members = _member_counts(session, ChannelMember, ChannelMember.channel_id, need, users)
+    guest_members = _member_counts(session, ChannelMember, ChannelMember.channel_id,
+                                   sorted(cid for cid, c in rows.items() if c.type == "O"),
+                                   guests) if guests else {}
     kept = {}
     for cid, info in base.channels.items():
-        if cid == channel_id or readers <= channel_readers(session, cid,
-                                                          include_archived=include_archived):
+        c = rows.get(cid)
+        if c is None:
+            continue
+        if c.type in ("D", "G"):
+            ok = members.get(cid, 0) == len(users)
+        elif c.type == "P":
+            ok = c.team_id in covered and members.get(cid, 0) == len(users)
+        else:
+            ok = c.team_id in covered and guest_members.get(cid, 0) == len(guests)
+        if ok or cid == channel_id:
             kept[cid] = info
     return Scope(user_id=None, channels=kept)
