@@ -480,7 +480,10 @@ class Bot:
                     return summary.conversation_id
             if dm:
                 row = s.get(BotConversation, f"{channel_id}:{root_id}")
-                return row.conversation_id if row else None
+                quiet_ms = self.settings.bot_dm_memory_hours * 3_600_000
+                if row is None or now_ms() - row.updated_at > quiet_ms:
+                    return None  # a new conversation after a quiet spell
+                return row.conversation_id
         return None
 
     def _remember(self, channel_id: str, root_id: str, user_id: str, conversation_id: str) -> None:

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         "channel's cursor) this often: events about channels the bot is not in never reach it. "
         "0 turns it off.",
     )
+    bot_dm_memory_hours: float = Field(
+        12, description="A DM with the bot continues its conversation unless it has been quiet "
+        "this long; then a new one starts (earlier turns stop steering answers)."
+    )
     bot_max_concurrent_answers: int = Field(
         4, ge=1, description="Answers and summaries the bot works on at once; more wait their turn."
     )

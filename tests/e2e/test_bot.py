@@ -257,9 +257,22 @@ def test_a_dm_with_the_bot_is_a_conversation_with_memory(env):
         from rag.db import ConversationMessage
 
         assert len(convs) == 1 and None not in convs
+        convs_before = set(convs)
         history = list(s.scalars(select(ConversationMessage).where(
             ConversationMessage.conversation_id == convs.pop())))
     assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
+    # after a quiet spell the DM starts a new conversation
+    from rag.db import BotConversation
+
+    with env.rt.db.session() as s:
+        row = s.get(BotConversation, f"{dm['id']}:")
+        row.updated_at -= int(env.rt.settings.bot_dm_memory_hours * 3_600_000) + 1
+        s.commit()
+    third = d.post(env.uid("alice.a"), dm["id"], "What is the vault path?")
+    final_reply(env, third["id"])
+    with env.rt.db.session() as s:
+        conv3 = s.scalar(select(BotPost.conversation_id).where(BotPost.trigger_id == third["id"]))
+    assert conv3 and conv3 not in convs_before
 
 
 def test_a_follow_up_in_the_thread_of_a_summary_is_answered_from_the_summary(env):
