@@ -69,8 +69,6 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.batch_size = batch_size
         self._lock = threading.Lock()
-        self.fast = False
-        self._normalize_fast = True
         self._t_lock = threading.Lock()
         self._q_lock = threading.Lock()
         self._q_pending: list[dict] = []
@@ -78,7 +76,6 @@ class Embedder:
         self.bf16 = False
         if dtype == "bf16" or (dtype == "auto" and cpu_has_bf16()):
             self.bf16 = self._bf16_agrees() or dtype == "bf16"
-        self.fast = self._fast_path_agrees()
         log.info("embedding model=%s dim=%d bf16=%s", self.name, self.dimension, self.bf16)
 
     def _encode(self, texts: Sequence[str], bf16: bool) -> np.ndarray:
@@ -95,39 +92,6 @@ class Embedder:
                 show_progress_bar=False,
             )
         return out.float().cpu().numpy()
-
-    def _fast_path_agrees(self) -> bool:
-        """Whether a question or two may skip sentence-transformers' generic ``encode`` (its
-        per-call set-up is a third of a one-query embedding here): only for the plain
-        Transformer -> mean Pooling -> Normalize stack, and only if it gives the same vectors."""
-        names = [type(m).__name__ for m in self.model]
-        pooling = self.model[1] if len(self.model) > 1 else None
-        mode = getattr(pooling, "get_config_dict", dict)().get("pooling_mode")
-        if names not in (["Transformer", "Pooling", "Normalize"], ["Transformer", "Pooling"]) \
-                or mode != "mean" or not hasattr(self.model[0], "auto_model"):
-            return False
-        self._normalize_fast = names[-1] == "Normalize"
-        try:
-            a = self._encode(PROBE_TEXTS, False)
-            b = self._encode_fast(PROBE_TEXTS)
-        except Exception as exc:  # noqa: BLE001 - the generic path always works
-            log.info("fast query path off: %s", exc)
-            return False
-        return float(np.max(np.abs(a - b))) < 1e-4
-
-    def _encode_fast(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        first = self.model[0]
-        feat = first.tokenizer(list(texts), padding=True, truncation=True,
-                               max_length=self.max_tokens, return_tensors="pt")
-        with torch.inference_mode():
-            out = first.auto_model(**feat).last_hidden_state
-            mask = feat["attention_mask"].unsqueeze(-1).to(out.dtype)
-            vec = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            if self._normalize_fast:
-                vec = torch.nn.functional.normalize(vec, dim=-1)
-        return vec.float().cpu().numpy()
 
     def _bf16_agrees(self) -> bool:
         try:
@@ -180,8 +144,6 @@ class Embedder:
             # bf16 pays for its casts only on batches: a question or two run faster in fp32
             # (measured here: 14 ms vs 17 ms for one query), and the two agree (start-up probe)
             with self._lock:
-                if len(texts) < SMALL_BATCH and self.fast:
-                    return self._encode_fast(texts)
                 return self._encode(texts, self.bf16 and len(texts) >= SMALL_BATCH)
         parts = []
         for i in range(0, len(texts), step):
