@@ -33,8 +33,8 @@ from rag.permissions import audience_scope
 from rag.prompts import StreamSanitizer
 
 from .mattermost import EventStream, Mattermost, MattermostError
-from .mirror import IndexWorker, Mirror
-from .sync import Syncer
+from .mirror import IndexWorker, Mirror, mention
+from .sync import PER_PAGE, Syncer, pages
 
 log = logging.getLogger("openops.bot")
 
@@ -333,14 +333,7 @@ class Bot:
         try:
             ch = await self.mm.channel(channel_id)
             await asyncio.to_thread(self.mirror.upsert_channel, ch)
-            members = []
-            page = 0
-            while True:
-                got = await self.mm.channel_members_page(channel_id, page)
-                members += got
-                if len(got) < 200:
-                    break
-                page += 1
+            members = await pages(lambda n: self.mm.channel_members_page(channel_id, n, PER_PAGE))
             await asyncio.to_thread(self.mirror.set_channel_members, channel_id, members)
         except MattermostError as exc:
             log.warning("refreshing channel %s failed: %s", channel_id, exc)
@@ -395,9 +388,8 @@ class Bot:
         mentions = json_field(data.get("mentions")) or []
         if self.me.get("id") in mentions:
             return True
-        name = re.escape(self.me.get("username", ""))
-        return bool(name) and re.search(rf"(?<![\w.-])@{name}(?![\w-])", post.get("message") or "",
-                                        re.I) is not None
+        name = self.me.get("username", "")
+        return bool(name) and mention(name).search(post.get("message") or "") is not None
 
     def _is_dm_with_me(self, channel_type: str | None, channel_id: str) -> bool:
         if channel_type != "D":
@@ -440,8 +432,7 @@ class Bot:
                 s.commit()
 
     def _question(self, message: str) -> str:
-        name = re.escape(self.me.get("username", ""))
-        return re.sub(rf"(?<![\w.-])@{name}(?![\w-])", "", message, flags=re.I).strip(" ,:\n")
+        return mention(self.me.get("username", "")).sub("", message).strip(" ,:\n")
 
     async def _thread_context(self, post: dict) -> list[tuple[str, str]]:
         root = post.get("root_id")

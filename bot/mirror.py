@@ -39,6 +39,11 @@ log = logging.getLogger("openops.bot.mirror")
 SYSTEM_PREFIX = "system_"
 
 
+def mention(username: str) -> re.Pattern:
+    """``@username`` as Mattermost highlights it: not inside an e-mail or a longer name."""
+    return re.compile(rf"(?<![\w.-])@{re.escape(username)}(?![\w-])", re.I)
+
+
 def is_guest(roles: str | None) -> bool:
     return "system_guest" in (roles or "").split()
 
@@ -232,8 +237,8 @@ class Mirror:
             return False
         if self.bot_user_id and p.get("user_id") == self.bot_user_id:
             return False
-        return not (self.bot_username and re.search(
-            rf"(?<![\w.-])@{re.escape(self.bot_username)}(?![\w-])", p.get("message") or "", re.I))
+        return not (self.bot_username
+                    and mention(self.bot_username).search(p.get("message") or ""))
 
     def apply_posts(self, posts: Iterable[dict]) -> MirrorStats:
         """Insert, edit or delete posts (Post objects as the REST API and events give them)."""

@@ -48,7 +48,7 @@ class Cancelled(Exception):
     pass
 
 
-async def _pages(fetch: Callable[[int], Awaitable[list]]) -> list:
+async def pages(fetch: Callable[[int], Awaitable[list]]) -> list:
     out: list = []
     page = 0
     while True:
@@ -96,7 +96,7 @@ class Syncer:
         p.phase = "users"
         self._tick(cursor)
         if scope == "all" or "team_id" in scope:
-            users = await _pages(lambda n: self.mm.users_page(n, PER_PAGE))
+            users = await pages(lambda n: self.mm.users_page(n, PER_PAGE))
             await asyncio.to_thread(self.mirror.upsert_users, users)
             p.users = len(users)
         else:
@@ -134,7 +134,7 @@ class Syncer:
         if isinstance(scope, dict) and "team_id" in scope:
             teams = [await mm.team(scope["team_id"])]
         else:
-            teams = await _pages(lambda n: mm.teams_page(n, PER_PAGE))
+            teams = await pages(lambda n: mm.teams_page(n, PER_PAGE))
         found: dict[str, dict] = {}
         for t in teams:
             for ch in await self._team(t, channels=True):
@@ -157,14 +157,14 @@ class Syncer:
     async def _team(self, t: dict, *, channels: bool) -> list[dict]:
         mm, mirror = self.mm, self.mirror
         await asyncio.to_thread(mirror.upsert_team, t)
-        members = await _pages(lambda n: mm.team_members_page(t["id"], n, PER_PAGE))
+        members = await pages(lambda n: mm.team_members_page(t["id"], n, PER_PAGE))
         await asyncio.to_thread(mirror.set_team_members, t["id"], members)
         if not channels:
             return []
         out: list[dict] = []
         for kind in ("", "private", "deleted"):
             try:
-                got = await _pages(lambda n, k=kind: mm.team_channels_page(t["id"], k, n, PER_PAGE))
+                got = await pages(lambda n, k=kind: mm.team_channels_page(t["id"], k, n, PER_PAGE))
             except MattermostError as exc:
                 if kind == "private" and exc.status == 403:
                     # not a system admin: the private channels the bot is in still count
@@ -183,7 +183,7 @@ class Syncer:
 
     async def _channel(self, ch: dict, incremental: bool) -> None:
         mm, mirror = self.mm, self.mirror
-        members = await _pages(lambda n: mm.channel_members_page(ch["id"], n, PER_PAGE))
+        members = await pages(lambda n: mm.channel_members_page(ch["id"], n, PER_PAGE))
         await asyncio.to_thread(mirror.set_channel_members, ch["id"], members)
         since = await asyncio.to_thread(mirror.cursor, ch["id"]) if incremental else 0
         await self.posts(ch["id"], since=since, full=not since)
