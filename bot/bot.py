@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from rag.answer import fmt_ms, now_ms
@@ -202,6 +202,11 @@ class Bot:
         missed mentions are answered (once). A channel with no cursor yet (created, or first
         seen, during the gap) is read from the newest cursor of all; on a fresh install, with
         no cursor at all, history comes from a re-index instead."""
+        for post_id in await asyncio.to_thread(self._retries):
+            try:  # mentions whose reply Mattermost refused while it was going away
+                await self._maybe_answer(await self.mm.post_by_id(post_id), {})
+            except MattermostError as exc:
+                log.warning("post %s: still cannot answer it (%s)", post_id, exc)
         cursors = await asyncio.to_thread(self.mirror.cursors)
         watermark = max(cursors.values(), default=0)
         for ch in await self._my_channels():
@@ -420,16 +425,22 @@ class Bot:
             s.add(BotTrigger(post_id=post_id, status="started", at=now_ms()))
             try:
                 s.commit()
+                return True
             except IntegrityError:
-                return False
-        return True
+                s.rollback()
+            # taken up before: only a reply Mattermost never received is tried again
+            claimed = s.execute(update(BotTrigger).where(BotTrigger.post_id == post_id,
+                                                         BotTrigger.status == "retry")
+                                .values(status="started", at=now_ms()))
+            s.commit()
+            return bool(claimed.rowcount)
 
-    def _finish(self, post_id: str, status: str) -> None:
+    def _retries(self) -> list[str]:
+        day_ago = now_ms() - 86_400_000
         with self.rt.db.session() as s:
-            row = s.get(BotTrigger, post_id)
-            if row is not None:
-                row.status = status
-                s.commit()
+            return list(s.scalars(select(BotTrigger.post_id).where(
+                BotTrigger.status == "retry", BotTrigger.at > day_ago).limit(100)))
+
 
     def _question(self, message: str) -> str:
         return mention(self.me.get("username", "")).sub("", message).strip(" ,:\n")
@@ -504,8 +515,23 @@ class Bot:
             async with self.busy:
                 await self.answer(post, dm)
             status = "done"
+        except MattermostError:
+            # Mattermost went away before the bot could reply: let the catch-up after the
+            # reconnect take the post up again, unless a reply had already started
+            status = "retry"
+            raise
         finally:
             await asyncio.to_thread(self._finish, post["id"], status)
+
+    def _finish(self, post_id: str, status: str) -> None:
+        with self.rt.db.session() as s:
+            row = s.get(BotTrigger, post_id)
+            if row is None:
+                return
+            replied = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == post_id))
+            # "retry": the next catch-up takes it up again (only if no reply was started)
+            row.status = "failed" if status == "retry" and replied is not None else status
+            s.commit()
 
     async def answer(self, post: dict, dm: bool) -> None:
         asker, channel_id = post["user_id"], post["channel_id"]

@@ -734,3 +734,27 @@ def test_slash_summarize_in_a_channel_covers_what_the_user_missed(env):
     assert "freeze the release branch" in text and "changelog" in text
     assert "printer" not in text  # he had read that one
     assert "@bob.b" in text  # personalised: requested by, and for, him
+
+
+def test_a_mention_whose_reply_mattermost_refused_is_answered_after_the_reconnect(env):
+    """Mattermost goes away between the event and the reply (here: it stops accepting the bot's
+    token): the mention is not lost; the catch-up after the reconnect answers it, once."""
+    d = env.double
+    token = d.bot_token
+    bot_id = d.tokens.pop(token)  # REST refuses the bot from now on; its open socket stays
+    try:
+        q = d.post(env.uid("carol.c"), env.cid("town-square"), "@openops when is the all-hands?")
+
+        def state():
+            with env.rt.db.session() as s:
+                row = s.get(BotTrigger, q["id"])
+                return row.status if row else None
+        assert wait(lambda: state() == "retry" and state(), 30, "the refused reply") == "retry"
+    finally:
+        d.tokens[token] = bot_id
+    catchups = env.bot.catchups
+    d.drop_websockets()
+    wait(lambda: env.bot.catchups > catchups, 60, "the catch-up")
+    posts = final_reply(env, q["id"])
+    assert "Thursday at 15:00" in posts[0]["message"]
+    assert len(thread_posts(env, "town-square", q["id"])) == 1
