@@ -124,9 +124,6 @@ class AnswerService:
         cost more CPU than anything else before the first token."""
         return len(text) // 3 + 1
 
-    def _tokens_many(self, texts: list[str]) -> list[int]:
-        return [self._tokens(t) for t in texts]
-
     def _sources(self, hits: list[Hit]) -> list[Source]:
         presented = self.search.present(hits)
         post_ids = {r.post_id for r in presented}
@@ -361,10 +358,8 @@ class AnswerService:
                       - sum(self._tokens(m.content) for m in history[-6:]))
         kept: list[Source] = []
         used = 0
-        costs = ([0] * len(sources) if self.generator is None
-                 else self._tokens_many([s.text for s in sources]))
-        for s, tokens in zip(sources, costs):
-            cost = tokens + 24
+        for s in sources:
+            cost = self._tokens(s.text) + 24
             if used + cost > budget:
                 continue
             kept.append(s)
