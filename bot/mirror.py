@@ -125,22 +125,28 @@ class Mirror:
             s.add(row)
             self._commit(s)
 
+    def _replace_members(self, s: Session, model, where, make, want: dict[str, str]) -> None:
+        """Make the membership rows matching ``where`` exactly ``want`` (user id -> roles),
+        touching only what changed."""
+        self.ensure_users(s, want)
+        have = {m.user_id: m for m in s.scalars(select(model).where(where))}
+        for uid, m in have.items():
+            if uid not in want:
+                s.delete(m)
+        for uid, roles in want.items():
+            if uid in have:
+                have[uid].roles = roles
+            else:
+                s.add(make(uid, roles))
+
     def set_team_members(self, team_id: str, members: Iterable[dict]) -> None:
         """Replace a team's membership with ``members`` (TeamMember objects)."""
-        want = {m["user_id"]: m for m in members if not int(m.get("delete_at") or 0)}
+        want = {m["user_id"]: m.get("roles") or "team_user" for m in members
+                if not int(m.get("delete_at") or 0)}
         with self.db.session() as s:
-            self.ensure_users(s, want)
-            have = {m.user_id: m for m in s.scalars(
-                select(TeamMember).where(TeamMember.team_id == team_id))}
-            for uid, m in have.items():
-                if uid not in want:
-                    s.delete(m)
-            for uid, m in want.items():
-                roles = m.get("roles") or "team_user"
-                if uid in have:
-                    have[uid].roles = roles
-                else:
-                    s.add(TeamMember(team_id=team_id, user_id=uid, roles=roles))
+            self._replace_members(s, TeamMember, TeamMember.team_id == team_id,
+                                  lambda uid, roles: TeamMember(team_id=team_id, user_id=uid,
+                                                                roles=roles), want)
             self._commit(s)
 
     def add_team_member(self, team_id: str, user_id: str, roles: str = "team_user") -> None:
@@ -195,17 +201,9 @@ class Mirror:
         with self.db.session() as s:
             if s.get(Channel, channel_id) is None:
                 return
-            self.ensure_users(s, want)
-            have = {m.user_id: m for m in s.scalars(
-                select(ChannelMember).where(ChannelMember.channel_id == channel_id))}
-            for uid, m in have.items():
-                if uid not in want:
-                    s.delete(m)
-            for uid, roles in want.items():
-                if uid in have:
-                    have[uid].roles = roles
-                else:
-                    s.add(ChannelMember(channel_id=channel_id, user_id=uid, roles=roles))
+            self._replace_members(s, ChannelMember, ChannelMember.channel_id == channel_id,
+                                  lambda uid, roles: ChannelMember(channel_id=channel_id,
+                                                                   user_id=uid, roles=roles), want)
             self._commit(s)
 
     def add_channel_member(self, channel_id: str, user_id: str) -> bool:
