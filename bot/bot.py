@@ -564,16 +564,16 @@ class Bot:
                 root_id=root_id)
             dm_channel = await self.mm.direct_channel(self.me["id"], asker)
             await asyncio.to_thread(self.mirror.upsert_channel, dm_channel)
+            where = await asyncio.to_thread(self._channel_name, channel_id)
             await self.stream_answer(dm_channel["id"], "", asker, question, trigger=post["id"],
                                      audience=None, context=context, conversation_id=None,
-                                     header=f"_Fuller answer to your question in "
-                                            f"~{await self._channel_name(channel_id)}:_\n\n")
+                                     header=f"_Fuller answer to your question in ~{where}:_\n\n")
 
     def _audience(self, channel_id: str):
         with self.rt.db.session() as s:
             return audience_scope(s, channel_id, include_archived=self.settings.include_archived)
 
-    async def _channel_name(self, channel_id: str) -> str:
+    def _channel_name(self, channel_id: str) -> str:
         with self.rt.db.session() as s:
             ch = s.get(Channel, channel_id)
             return ch.name if ch else channel_id
