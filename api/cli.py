@@ -361,6 +361,7 @@ def _warm_in_background(rt) -> None:
 
         from rag.db import Channel
 
+        console.print(f"questions are embedded with {rt.embedder.warm_query_encoder()}")
         try:
             with rt.db.session() as s:
                 chans = {c: (n, v) for c, n, v in s.execute(

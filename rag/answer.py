@@ -298,7 +298,7 @@ class AnswerService:
             where={"channel_id": channels[0]} if len(channels) == 1
             else {"channel_id": {"$in": channels}},
             include=["documents", "metadatas", "embeddings"])
-        qv = self.search.embedder.encode([query])[0]
+        qv = self.search.embedder.encode_query(query)
         hits = []
         for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"],
                                        got["embeddings"]):

@@ -66,6 +66,7 @@ class Runtime:
                 self.settings.embedding_model,
                 dtype=self.settings.embedding_dtype,
                 batch_size=self.settings.embedding_batch_size,
+                query_encoder=self.settings.query_encoder,
             )
 
     @cached_property
