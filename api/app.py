@@ -86,6 +86,37 @@ class ErrorModel(BaseModel):
     detail: object | None = None
 
 
+class MeasureRequests:
+    """Request counts and latency by route, as plain ASGI. (Starlette's ``@app.middleware``
+    pipes every chunk of a streamed response through a memory stream and an extra task:
+    on each SSE token of every concurrent answer, on the event loop the first tokens wait for.)
+    Latency runs to the end of the response; the time to first token has its own histogram."""
+
+    def __init__(self, app, metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
+
 def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
     """``live``: the bot, index worker and re-index jobs (:class:`bot.live.Live`); by default
     built from the settings, running the bot when OPENOPS_MATTERMOST_URL and _TOKEN are set."""
@@ -173,15 +204,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
             "error": "this endpoint needs the admin key: send `Authorization: Bearer "
                      "<OPENOPS_ADMIN_API_KEY>` (or run with --insecure-local)"})
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        runtime.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        runtime.metrics.latency.labels(path).observe(time.perf_counter() - t0)
-        return response
+    app.add_middleware(MeasureRequests, metrics=runtime.metrics)
 
     def sse(events) -> StreamingResponse:
         async def body():
