@@ -309,8 +309,9 @@ class AnswerService:
 
     def _whole_threads(self, hits: list[Hit], scope: Scope, threads: int = 3) -> list[Hit]:
         """Bring the other chunks of the best threads next to them, so the model reads a
-        thread whole where the budget allows (``_budget`` drops what does not fit). One index
-        read for all of them: it is on the path to the first token."""
+        thread whole where the budget allows (``_budget`` drops what does not fit). At most
+        one index read for all of them, none for threads read before at the same index
+        version: it is on the path to the first token."""
         picked: list[tuple[str, str]] = []
         for h in hits:
             thread, channel = h.metadata.get("thread_id"), h.metadata.get("channel_id")
@@ -321,19 +322,9 @@ class AnswerService:
                 break
         if not picked:
             return hits
-        where_thread = ({"thread_id": picked[0][0]} if len(picked) == 1
-                        else {"thread_id": {"$in": [t for t, _ in picked]}})
-        got = self.search.index.collection.get(
-            where={"$and": [where_thread, {"source": "message"}]},
-            include=["documents", "metadatas"])
         seen = {h.id for h in hits}
-        by_thread: dict[tuple[str, str], list[Hit]] = {}
-        for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]):
-            m = dict(m or {})
-            key = (str(m.get("thread_id")), str(m.get("channel_id")))
-            # the channel must match too: a thread id is only unique within its channel's data
-            if i not in seen and key in picked:
-                by_thread.setdefault(key, []).append(Hit(i, 0.0, d or "", m))
+        by_thread = {key: [h for h in chunks if h.id not in seen]
+                     for key, chunks in self.search.index.thread_chunks(picked, scope).items()}
         out: list[Hit] = []
         done: set[tuple[str, str]] = set()
         for h in hits:
@@ -341,8 +332,7 @@ class AnswerService:
             key = (str(h.metadata.get("thread_id")), str(h.metadata.get("channel_id")))
             if key in by_thread and key not in done:
                 done.add(key)
-                for sib in sorted(by_thread[key],
-                                  key=lambda x: int(x.metadata.get("first_ts", 0)))[:6]:
+                for sib in by_thread[key][:6]:
                     if sib.id not in seen:
                         seen.add(sib.id)
                         out.append(Hit(sib.id, h.score, sib.text, sib.metadata))

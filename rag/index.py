@@ -124,6 +124,40 @@ class _ScopeCache:
                 self.rows -= len(old_ids)
 
 
+class _RecordCache:
+    """LRU of what questions read back from Chroma after scoring: a chunk's text and metadata,
+    or a thread's chunks. Each entry carries the index version of its channel when it was read
+    and serves only a scope that sees that same version (any write to the channel bumps it),
+    so it never returns text the index no longer holds for that scope. Saves the one or two
+    Chroma reads per question that stood between the ranking and the prompt."""
+
+    def __init__(self, max_items: int):
+        self.max_items = max_items
+        self._data: OrderedDict[Any, tuple[str, int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, scope: Scope) -> Any | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            channel, version, value = item
+            if scope.channels.get(channel, (0, -1))[1] != version:
+                return None
+            self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, scope: Scope, channel: str, value: Any) -> None:
+        seen = scope.channels.get(channel)
+        if seen is None:
+            return
+        with self._lock:
+            self._data.pop(key, None)
+            self._data[key] = (channel, seen[1], value)
+            while len(self._data) > self.max_items:
+                self._data.popitem(last=False)
+
+
 class ChunkIndex:
     def __init__(
         self,
@@ -151,6 +185,8 @@ class ChunkIndex:
         self.exact_scope_max_chunks = exact_scope_max_chunks
         self._cache = _ChannelCache(cache_max_chunks)
         self._scopes = _ScopeCache(max(exact_scope_max_chunks * 2, 1))
+        self._records = _RecordCache(20000)
+        self._threads = _RecordCache(5000)
         try:
             self.max_batch = int(client.get_max_batch_size())
         except Exception:  # pragma: no cover - older servers
@@ -251,16 +287,54 @@ class ChunkIndex:
             rows += n
         return rows
 
-    def _fetch(self, ids: list[str], scores: list[float]) -> list[Hit]:
+    def _fetch(self, ids: list[str], scores: list[float], scope: Scope) -> list[Hit]:
         if not ids:
             return []
-        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
-        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        by_id = {i: rec for i in ids if (rec := self._records.get(i, scope)) is not None}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            got = self.collection.get(ids=missing, include=["documents", "metadatas"])
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]):
+                rec = (d or "", dict(m or {}))
+                by_id[i] = rec
+                self._records.put(i, scope, str(rec[1].get("channel_id", "")), rec)
         return [
-            Hit(id=i, score=s, text=by_id[i][0] or "", metadata=dict(by_id[i][1] or {}))
+            Hit(id=i, score=s, text=by_id[i][0], metadata=dict(by_id[i][1]))
             for i, s in zip(ids, scores)
             if i in by_id
         ]
+
+    def thread_chunks(self, threads: list[tuple[str, str]], scope: Scope
+                      ) -> dict[tuple[str, str], list[Hit]]:
+        """The message chunks of each ``(thread_id, channel_id)`` (only of channels the scope
+        holds), in thread order. One index read for the threads not already cached."""
+        out: dict[tuple[str, str], list[Hit]] = {}
+        missing: list[tuple[str, str]] = []
+        for key in threads:
+            if key[1] not in scope.channels:
+                continue
+            cached = self._threads.get(key, scope)
+            if cached is None:
+                missing.append(key)
+            else:
+                out[key] = [Hit(h.id, 0.0, h.text, dict(h.metadata)) for h in cached]
+        if missing:
+            where_thread = ({"thread_id": missing[0][0]} if len(missing) == 1
+                            else {"thread_id": {"$in": sorted({t for t, _ in missing})}})
+            got = self.collection.get(where={"$and": [where_thread, {"source": "message"}]},
+                                      include=["documents", "metadatas"])
+            found: dict[tuple[str, str], list[Hit]] = {key: [] for key in missing}
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]):
+                meta = dict(m or {})
+                # the channel must match too: a thread id is only unique within its channel
+                key = (str(meta.get("thread_id")), str(meta.get("channel_id")))
+                if key in found:
+                    found[key].append(Hit(i, 0.0, d or "", meta))
+            for key, hits in found.items():
+                hits.sort(key=lambda h: int(h.metadata.get("first_ts", 0)))
+                self._threads.put(key, scope, key[1], hits)
+                out[key] = [Hit(h.id, 0.0, h.text, dict(h.metadata)) for h in hits]
+        return out
 
     def _scope_embeddings(self, scope: Scope) -> tuple[list[str], np.ndarray]:
         key = _ScopeCache.key(scope)
@@ -279,7 +353,7 @@ class ChunkIndex:
         n = min(k, len(ids))
         top = np.argpartition(-sims, n - 1)[:n] if n < len(ids) else np.arange(len(ids))
         top = top[np.argsort(-sims[top], kind="stable")]
-        return self._fetch([ids[i] for i in top], [float(sims[i]) for i in top])
+        return self._fetch([ids[i] for i in top], [float(sims[i]) for i in top], scope)
 
     def search_unfiltered(self, query: np.ndarray, n: int) -> list[Hit]:
         res = self.collection.query(

@@ -57,6 +57,38 @@ def test_edited_post_replaces_its_chunks(make_runtime, tmp_path):
     assert "Wednesday" in hits[0].text
 
 
+def test_an_edit_reaches_questions_past_the_read_caches(make_runtime, tmp_path):
+    """Chunk texts and whole threads read for earlier questions are cached by channel index
+    version: an edit and a deleted reply must show in the very next question."""
+    rt = make_runtime()
+    ingest_path(rt, small_ws().write(tmp_path / "a.jsonl"))
+
+    def thread_text() -> str:
+        scope = rt.search.scope_for("ann.lee")
+        hit = rt.search.retrieve(scope, "billing migration kickoff", 1)[0]
+        key = (str(hit.metadata["thread_id"]), str(hit.metadata["channel_id"]))
+        return hit.text + " || " + " ".join(h.text for h in rt.index.thread_chunks([key], scope)[key])
+
+    before = thread_text()
+    assert "is on Monday" in before and "rollback plan" in before
+    calls = []
+    real_get = rt.index.collection.get
+    rt.index.collection.get = lambda *a, **kw: calls.append(kw) or real_get(*a, **kw)
+    assert thread_text() == before and calls == []  # the same version: served from the caches
+    ws = small_ws()
+    ws.posts[0]["message"] = "Kickoff for the billing migration moved to Wednesday."
+    ws.posts[0]["edit_at"] = ws.posts[0]["create_at"] + 5000
+    ws.posts[0]["replies"][0]["delete_at"] = ws.posts[0]["create_at"] + 10_000
+    ingest_path(rt, ws.write(tmp_path / "b.jsonl"))
+    after = thread_text()
+    assert "moved to Wednesday" in after and "is on Monday" not in after
+    assert "rollback plan" not in after and "cutover window" in after
+    # a scope without the channel gets nothing from the thread cache
+    other = rt.search.scope_for("ben.kim")
+    ops = next(c for c in rt.search.scope_for("ann.lee").channels if c not in other.channels)
+    assert rt.index.thread_chunks([("any-thread", ops)], other) == {}
+
+
 def test_deleted_post_and_its_thread_disappear(make_runtime, tmp_path):
     rt = make_runtime()
     ingest_path(rt, small_ws().write(tmp_path / "a.jsonl"))
