@@ -33,7 +33,7 @@ from .errors import InvalidRequest, NotFound, OpenOpsError
 from .extractive import Extractive, Sentence
 from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
-from .permissions import Scope, find_user
+from .permissions import Scope, find_user, readable_scope
 from .prompts import CONDENSE, SUMMARY_SYSTEM, SYSTEM, StreamSanitizer, fence
 from .search import SearchService, write_audit
 
@@ -128,18 +128,17 @@ class AnswerService:
         presented = self.search.present(hits)
         post_ids = {r.post_id for r in presented}
         with self.db.session() as s:
-            posts = {p.id: p for p in s.scalars(select(Post).where(Post.id.in_(post_ids)))}
-            users = {u.id: u for u in s.scalars(
-                select(User).where(User.id.in_({p.user_id for p in posts.values()})))}
+            posts = {pid: (at, u.display_name if u else "") for pid, at, u in s.execute(
+                select(Post.id, Post.create_at, User)
+                .outerjoin(User, User.id == Post.user_id).where(Post.id.in_(post_ids)))}
         out = []
         for i, (h, r) in enumerate(zip(hits, presented), 1):
-            p = posts.get(r.post_id)
-            u = users.get(p.user_id) if p else None
+            at, name = posts.get(r.post_id, (None, None))
             out.append(Source(
                 n=i, chunk_id=h.id, post_id=r.post_id, thread_id=r.thread_id,
                 channel_id=r.channel_id, channel_name=r.channel_name, team_name=r.team_name,
-                channel_type=r.channel_type, author=(u.display_name if u else ""),
-                created_at=(p.create_at if p else r.first_ts), permalink=r.permalink,
+                channel_type=r.channel_type, author=name or "",
+                created_at=(at if at is not None else r.first_ts), permalink=r.permalink,
                 source=r.source, file_name=r.file_name, text=h.text))
         return out
 
@@ -246,8 +245,11 @@ class AnswerService:
                    and h.score >= max(min_score, inside - margin) for h in hits[:3])
 
     def _start(self, who: str, conversation_id: str | None):
-        user = self._user(who)
-        scope = self._scope(user)
+        with self.db.session() as s:  # one session for the user and their scope: first-token path
+            user = find_user(s, who)
+            if user is None:
+                raise NotFound(f"unknown user {who!r}: give a username or user id the mirror knows")
+            scope = readable_scope(s, user.id, include_archived=self.settings.include_archived)
         conv, history, shared_ok = self._conversation(conversation_id, user, scope)
         return user, scope, conv, history, shared_ok
 

@@ -138,9 +138,10 @@ class SearchService:
             return []
         cids = {str(h.metadata.get("channel_id")) for h in hits}
         with self.db.session() as s:
-            chans = {c.id: c for c in s.scalars(select(Channel).where(Channel.id.in_(cids)))}
-            tids = {c.team_id for c in chans.values() if c.team_id}
-            teams = {t.id: t for t in s.scalars(select(Team).where(Team.id.in_(tids)))}
+            rows = s.execute(select(Channel, Team).outerjoin(Team, Team.id == Channel.team_id)
+                             .where(Channel.id.in_(cids))).all()
+        chans = {c.id: c for c, _ in rows}
+        teams = {t.id: t for _, t in rows if t is not None}
         base = self.settings.permalink_base
         out = []
         for h in hits:
