@@ -20,6 +20,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -155,7 +156,15 @@ def migrate(engine: Engine) -> None:
 def open_database(url: str, *, upgrade: bool = True) -> Database:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    parsed = make_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    pooled: dict = {}
+    if parsed.database not in (None, "", ":memory:"):
+        # enough pooled connections for the worker threads of concurrent questions: past the
+        # pool, each checkout opened a fresh connection (for SQLite, with its pragmas)
+        pooled = {"pool_size": 12, "max_overflow": 12}
+    # a liveness ping before each checkout only makes sense for a server
+    engine = create_engine(url, future=True, pool_pre_ping=not sqlite, **pooled)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if upgrade:
