@@ -12,10 +12,12 @@ timed the same way (raw streaming to the protocol server, same concurrency). Pri
 of both and of the difference. Goal: OpenOps adds < 50 ms at p95 with 10 concurrent streams.
 Figures only; nothing is asserted.
 
-Two load shapes, both printed:
+First, as a yardstick, one question at a time (**alone**); then two load shapes, both
+printed:
 
 * **burst**: each round starts ``--concurrency`` questions at the same instant, so the last
-  one waits for the other nine to be retrieved first: the worst case, bounded by CPU.
+  one waits for the other nine to be retrieved first: the worst case, bounded by CPU (about
+  nine times what one question costs alone, spread over the cores the interpreter can use).
 * **steady**: ``--concurrency`` streams are always in flight (each client asks again as soon as
   its answer ends; starts staggered over one answer's length). The provider streams its answer
   at ``--token-ms`` per token after an instant first token, like a model serving 10 users; a
@@ -121,6 +123,11 @@ async def run(args, api: str, provider: str) -> None:
                                    for _ in range(args.concurrency)))
         ours: list[float] = []
         theirs: list[float] = []
+        for r in range(args.rounds):  # one question at a time: what a question costs alone
+            ours.append(await ask_ttft(client, api, USERS[r % 5], QUESTIONS[(r * 3) % 5]))
+            theirs.append(await raw_stream(client, provider + "/chat/completions", body))
+        report(f"alone: {args.rounds} questions one after another", ours, theirs)
+        ours, theirs = [], []
         for r in range(args.rounds):
             ours += await asyncio.gather(*(
                 ask_ttft(client, api, USERS[(r + i) % 5], QUESTIONS[(r * 3 + i) % 5])

@@ -179,11 +179,25 @@ def test_feedback_and_audit(server):
 
 
 def test_metrics(server):
+    def counts() -> dict[str, float]:
+        lines = httpx.get(server + "/metrics").text.splitlines()
+        return {k: float(v) for k, v in (ln.rsplit(" ", 1) for ln in lines
+                                         if ln and not ln.startswith("#"))}
+
+    ok = 'openops_requests_total{method="POST",route="/v1/ask",status="200"}'
+    bad = 'openops_requests_total{method="POST",route="/v1/ask",status="422"}'
+    timed = 'openops_request_seconds_count{route="/v1/ask"}'
+    before = counts()
     post(server, "/v1/ask", {"user": "alice.a", "question": "lasagna?"})
-    text = httpx.get(server + "/metrics").text
-    assert 'openops_requests_total{method="POST",route="/v1/ask",status="200"}' in text
-    assert "openops_time_to_first_token_seconds_count" in text
-    assert "openops_index_chunks" in text
+    assert [e for e, _ in sse_events(server, "/v1/ask", {"user": "alice.a",
+                                                          "question": "lasagna?"})][-1] == "done"
+    assert post(server, "/v1/ask", {"user": "alice.a"}).status_code == 422
+    after = counts()
+    assert after[ok] - before.get(ok, 0) == 2  # the streamed answer is counted too
+    assert after[bad] - before.get(bad, 0) == 1
+    assert after[timed] - before.get(timed, 0) == 3
+    assert after["openops_time_to_first_token_seconds_count"] >= 2
+    assert "openops_index_chunks" in after
 
 
 def test_prompt_injection_in_a_post_changes_nothing(server, embedder, tmp_path):
