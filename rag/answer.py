@@ -296,18 +296,10 @@ class AnswerService:
         channels = [c for c in own if scope.allows(c)]
         if not channels or not post_ids:
             return []
-        got = self.search.index.collection.get(
-            where={"channel_id": channels[0]} if len(channels) == 1
-            else {"channel_id": {"$in": channels}},
-            include=["documents", "metadatas", "embeddings"])
-        qv = self.search.embedder.encode_query(query)
-        hits = []
-        for cid, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"],
-                                       got["embeddings"]):
-            if post_ids & set(str(meta.get("post_ids", "")).split(",")):
-                hits.append(Hit(cid, float(qv @ emb), doc or "", dict(meta)))
-        hits.sort(key=lambda h: -h.score)
-        return hits[:k]
+        own_scope = Scope(user_id=scope.user_id,
+                          channels={c: scope.channels[c] for c in channels})
+        return self.search.index.search_posts(self.search.embedder.encode_query(query),
+                                              own_scope, post_ids, k)
 
     def _whole_threads(self, hits: list[Hit], scope: Scope, threads: int = 3) -> list[Hit]:
         """Bring the other chunks of the best threads next to them, so the model reads a

@@ -58,31 +58,33 @@ class Hit:
 
 
 class _ChannelCache:
-    """LRU of per-channel (ids, embeddings), bounded by total rows."""
+    """LRU of per-channel (ids, embeddings, post ids of each row), bounded by total rows."""
 
     def __init__(self, max_rows: int):
         self.max_rows = max_rows
         self.rows = 0
-        self._data: OrderedDict[str, tuple[int, list[str], np.ndarray]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[int, list[str], np.ndarray, list[str]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, channel_id: str, version: int) -> tuple[list[str], np.ndarray] | None:
+    def get(self, channel_id: str, version: int
+            ) -> tuple[list[str], np.ndarray, list[str]] | None:
         with self._lock:
             item = self._data.get(channel_id)
             if item is None or item[0] != version:
                 return None
             self._data.move_to_end(channel_id)
-            return item[1], item[2]
+            return item[1], item[2], item[3]
 
-    def put(self, channel_id: str, version: int, ids: list[str], emb: np.ndarray) -> None:
+    def put(self, channel_id: str, version: int, ids: list[str], emb: np.ndarray,
+            posts: list[str]) -> None:
         with self._lock:
             old = self._data.pop(channel_id, None)
             if old is not None:
                 self.rows -= len(old[1])
-            self._data[channel_id] = (version, ids, emb)
+            self._data[channel_id] = (version, ids, emb, posts)
             self.rows += len(ids)
             while self.rows > self.max_rows and len(self._data) > 1:
-                _, (_, old_ids, _) = self._data.popitem(last=False)
+                _, (_, old_ids, _, _) = self._data.popitem(last=False)
                 self.rows -= len(old_ids)
 
 
@@ -225,8 +227,15 @@ class ChunkIndex:
 
     # ---- reads --------------------------------------------------------------------------
     def _channel_embeddings(self, scope: Scope) -> tuple[list[str], np.ndarray]:
+        ids, mat, _ = self._channel_rows(scope)
+        return ids, mat
+
+    def _channel_rows(self, scope: Scope) -> tuple[list[str], np.ndarray, list[str]]:
+        """(ids, embeddings, post ids) of every chunk of the scope's channels, from the cache
+        where its version is current, else loaded from Chroma into it."""
         ids: list[str] = []
         mats: list[np.ndarray] = []
+        posts: list[str] = []
         missing: dict[str, int] = {}
         for cid, (count, version) in scope.channels.items():
             if count <= 0:
@@ -237,8 +246,10 @@ class ChunkIndex:
             else:
                 ids.extend(hit[0])
                 mats.append(hit[1])
+                posts.extend(hit[2])
         if missing:
-            loaded: dict[str, tuple[list[str], list[Any]]] = {c: ([], []) for c in missing}
+            loaded: dict[str, tuple[list[str], list[Any], list[str]]] = {
+                c: ([], [], []) for c in missing}
             # groups of channels holding at most ~4,000 chunks per request (Chroma's SQLite
             # refuses statements with more than 32,766 variables), each paged as well
             groups: list[list[str]] = [[]]
@@ -260,17 +271,33 @@ class ChunkIndex:
                         bucket = loaded[str(meta["channel_id"])]
                         bucket[0].append(cid_)
                         bucket[1].append(emb)
+                        bucket[2].append(str(meta.get("post_ids", "")))
                     if len(got["ids"]) < 4000:
                         break
                     offset += 4000
-            for cid, (cids, embs) in loaded.items():
+            for cid, (cids, embs, cposts) in loaded.items():
                 mat = np.asarray(embs, dtype=np.float32).reshape(len(cids), -1)
-                self._cache.put(cid, missing[cid], cids, mat)
+                self._cache.put(cid, missing[cid], cids, mat, cposts)
                 ids.extend(cids)
                 mats.append(mat)
+                posts.extend(cposts)
         if not mats:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        return ids, np.concatenate(mats) if len(mats) > 1 else mats[0]
+            return [], np.zeros((0, 0), dtype=np.float32), []
+        return ids, (np.concatenate(mats) if len(mats) > 1 else mats[0]), posts
+
+    def search_posts(self, query: np.ndarray, scope: Scope, post_ids: set[str], k: int
+                     ) -> list[Hit]:
+        """The k chunks of the scope's channels that hold any of ``post_ids``, most similar
+        first (a summary's follow-up reads its source posts this way)."""
+        if not post_ids or scope.empty:
+            return []
+        ids, mat, posts = self._channel_rows(scope)
+        rows = [i for i, p in enumerate(posts) if not post_ids.isdisjoint(p.split(","))]
+        if not rows:
+            return []
+        sims = mat[rows] @ query.astype(np.float32)
+        order = np.argsort(-sims, kind="stable")[:k]
+        return self._fetch([ids[rows[i]] for i in order], [float(sims[i]) for i in order], scope)
 
     def warm(self, channels: dict[str, tuple[int, int]], batch: int = 200) -> int:
         """Load channels' embeddings into the cache ahead of queries (at most the cache size);

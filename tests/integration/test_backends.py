@@ -90,3 +90,30 @@ def test_answers_conversations_feedback_and_audit_on_each_database(db_kind, make
     audit = rt.answers.audit(user="alice.a")
     assert [r["action"] for r in audit][:3] == ["summary", "ask", "ask"]
     assert audit[-1]["latency_ms"] > 0 and audit[-1]["channel_ids"]
+
+
+def test_a_summary_follow_up_reads_only_its_posts_and_from_the_cache(make_runtime, tmp_path):
+    from rag.permissions import Scope
+
+    rt = make_runtime()
+    ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
+    scope = rt.search.scope_for("alice.a")
+    cid = max(scope.channels, key=lambda c: scope.channels[c][0])
+    got = rt.index.collection.get(where={"channel_id": cid}, include=["metadatas"])
+    posts = sorted({p for m in got["metadatas"] for p in str(m["post_ids"]).split(",")})
+    wanted = set(posts[:2])
+    own = Scope(user_id=scope.user_id, channels={cid: scope.channels[cid]})
+    query = rt.search.embedder.encode_query("what was decided?")
+    hits = rt.index.search_posts(query, own, wanted, 5)
+    assert hits and all(wanted & set(str(h.metadata["post_ids"]).split(",")) for h in hits)
+    assert all(h.metadata["channel_id"] == cid for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    calls = []
+    real_get = rt.index.collection.get
+    rt.index.collection.get = lambda *a, **kw: calls.append(kw) or real_get(*a, **kw)
+    assert [h.id for h in rt.index.search_posts(query, own, wanted, 5)] == [h.id for h in hits]
+    assert calls == []  # the second follow-up: embeddings, post ids and texts all cached
+    other = next(c for c in scope.channels if c != cid)
+    assert rt.index.search_posts(query, Scope(user_id=scope.user_id,
+                                              channels={other: scope.channels[other]}),
+                                 wanted, 5) == []  # the posts are not in that channel
