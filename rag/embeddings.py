@@ -81,7 +81,8 @@ class OnnxQueryEncoder:
         if not (pooling.get("pooling_mode") == "mean" or pooling.get("pooling_mode_mean_tokens")):
             log.info("query encoder stays on PyTorch: pooling %s", pooling)
             return None
-        hf = st_model[0].auto_model
+        # a copy to trace: the live model goes on serving questions meanwhile
+        hf = copy.deepcopy(st_model[0].auto_model)
         tokenizer = copy.deepcopy(st_model.tokenizer)  # its own: fast tokenizers share state
         sample = tokenizer(["a question", "a somewhat longer second question"], padding=True,
                            return_tensors="pt")
@@ -198,16 +199,20 @@ class Embedder:
         self._onnx_state = "off" if query_encoder == "torch" else "unbuilt"
 
     def warm_query_encoder(self) -> str:
-        """Build the ONNX query encoder now (about 2 s) instead of on the first question;
-        returns which encoder questions use: ``onnx`` or ``torch``."""
+        """Build the ONNX query encoder (about 1.5 s). Questions meanwhile use PyTorch: the
+        export works on a copy of the model and takes no lock of theirs, but it holds the
+        interpreter for stretches (measured: one question waited 0.67 s at worst), which is
+        why ``openops serve`` does it at start. Returns which encoder questions use from now
+        on: ``onnx`` or ``torch``."""
         with self._q_lock:
             if self._onnx_state != "unbuilt":
                 return "onnx" if self._onnx is not None else "torch"
-        with self._lock:  # exporting runs the PyTorch model
-            if self._onnx_state == "unbuilt":
-                self._onnx = self._build_onnx()
-                self._onnx_state = "on" if self._onnx is not None else "off"
-        return "onnx" if self._onnx is not None else "torch"
+            self._onnx_state = "building"
+        enc = self._build_onnx()
+        with self._q_lock:
+            self._onnx = enc
+            self._onnx_state = "on" if enc is not None else "off"
+        return "onnx" if enc is not None else "torch"
 
     def _build_onnx(self) -> OnnxQueryEncoder | None:
         try:
@@ -215,7 +220,8 @@ class Embedder:
             if enc is None:
                 return None
             a = enc.encode(PROBE_TEXTS)
-            b = self._encode(PROBE_TEXTS, False)
+            with self._lock:
+                b = self._encode(PROBE_TEXTS, False)
         except Exception as exc:  # noqa: BLE001 - an optimisation: PyTorch answers instead
             log.warning("ONNX query encoder unavailable, questions use PyTorch: %s", exc)
             return None
