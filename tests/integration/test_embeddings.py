@@ -70,3 +70,19 @@ def test_models_the_export_does_not_cover_stay_on_pytorch(embedder):
 
     odd = Odd([embedder.model[0]])  # a transformer without pooling: not the supported layout
     assert OnnxQueryEncoder.build(odd, 256) is None
+
+
+def test_questions_asked_while_the_export_is_built_are_answered_by_pytorch(embedder):
+    fresh = copy.copy(embedder)  # the same model, its question route not built yet
+    fresh.route_questions("auto")
+    assert fresh._onnx is None
+    expected = embedder.encode([TEXTS[1]])[0]
+    warm = threading.Thread(target=fresh.warm_query_encoder)
+    warm.start()
+    answered = []
+    while warm.is_alive() or not answered:
+        answered.append(float(fresh.encode_query(TEXTS[1]) @ expected))
+    warm.join()
+    assert fresh._onnx is not None and fresh._onnx_state == "on"
+    answered.append(float(fresh.encode_query(TEXTS[1]) @ expected))  # now through ONNX
+    assert min(answered) >= 0.9999
