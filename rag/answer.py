@@ -107,9 +107,11 @@ class AnswerService:
         return self.generator.name if self.generator else "extractive"
 
     # ---- helpers --------------------------------------------------------------------------
-    def _user(self, who: str) -> User:
-        with self.db.session() as s:
-            u = find_user(s, who)
+    def _user(self, who: str, s=None) -> User:
+        if s is None:
+            with self.db.session() as s:
+                return self._user(who, s)
+        u = find_user(s, who)
         if u is None:
             raise NotFound(f"unknown user {who!r}: give a username or user id the mirror knows")
         return u
@@ -246,9 +248,7 @@ class AnswerService:
 
     def _start(self, who: str, conversation_id: str | None):
         with self.db.session() as s:  # one session for the user and their scope: first-token path
-            user = find_user(s, who)
-            if user is None:
-                raise NotFound(f"unknown user {who!r}: give a username or user id the mirror knows")
+            user = self._user(who, s)
             scope = readable_scope(s, user.id, include_archived=self.settings.include_archived)
         conv, history, shared_ok = self._conversation(conversation_id, user, scope)
         return user, scope, conv, history, shared_ok
