@@ -181,7 +181,10 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
             bot = "connecting"
         else:
             bot = "connected"
+        # not loading the model for a health check: "not loaded" until something needs it
+        embedder = runtime.__dict__.get("embedder")
         return {"status": "ok", "chunks": chunks, "mattermost_bot": bot,
+                "query_encoder": embedder.question_route if embedder else "not loaded",
                 "took_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     @app.post("/v1/search", response_model=SearchResponseModel,

@@ -198,6 +198,12 @@ class Embedder:
         self._onnx: OnnxQueryEncoder | None = None
         self._onnx_state = "off" if query_encoder == "torch" else "unbuilt"
 
+    @property
+    def question_route(self) -> str:
+        """What embeds questions right now: ``onnx``, ``torch``, or ``building`` (the export
+        is under way; PyTorch answers meanwhile)."""
+        return {"on": "onnx", "building": "building"}.get(self._onnx_state, "torch")
+
     def warm_query_encoder(self) -> str:
         """Build the ONNX query encoder (about 1.5 s). Questions meanwhile use PyTorch: the
         export works on a copy of the model and takes no lock of theirs, but it holds the

@@ -33,6 +33,7 @@ def auth(key: str = KEY) -> dict:
 def test_healthz(server):
     r = httpx.get(server + "/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["chunks"] > 0
+    assert r.json()["query_encoder"] in ("onnx", "building", "torch", "not loaded")
 
 
 def test_search_returns_documented_fields_and_respects_permissions(server):
@@ -130,6 +131,13 @@ def test_insecure_local_binds_loopback_without_auth(tmp_path):
         r = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"user": "x", "query": "y"},
                        timeout=30)
         assert r.status_code == 404  # no auth needed; the user is unknown in an empty mirror
+        # the server's warm-up moves questions to the ONNX export of the model
+        deadline = time.time() + 60
+        route = None
+        while time.time() < deadline and route != "onnx":
+            route = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["query_encoder"]
+            time.sleep(0.2)
+        assert route == "onnx"
     finally:
         p.terminate()
         out = p.communicate(timeout=20)[0]
