@@ -50,6 +50,10 @@ class Generator:
         raise NotImplementedError
         yield ""  # pragma: no cover
 
+    def prepare(self) -> None:
+        """Load what the first question would otherwise load (client libraries, their lazily
+        built types), outside any event loop. ``openops serve`` calls it while warming up."""
+
     async def acomplete(self, messages: list[ChatMessage], gen: Generation | None = None) -> str:
         gen = gen or Generation()
         async for _ in self.astream(messages, gen):

@@ -273,6 +273,11 @@ class LangChainGenerator(Generator):
         """The LangChain chat model, with SDK retries off and our timeouts."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        # one throw-away model: its client belongs to no event loop yet, and questions build
+        # their own in the server's loop (``_chat_model``)
+        self._build_chat()
+
     endpoint_setting = BASE_URL_SETTING  # the setting that holds ``endpoint``
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -123,22 +124,27 @@ def test_insecure_local_binds_loopback_without_auth(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENOPS_API_KEY"}
     env["OPENOPS_HOME"] = str(tmp_path)
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--insecure-local",
-                          "--host", "0.0.0.0", "--port", str(port)], env=env, cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as sink:
+        p = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--insecure-local",
+                              "--host", "0.0.0.0", "--port", str(port)], env=env, cwd=tmp_path,
+                             stdout=sink, stderr=subprocess.STDOUT, text=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
         r = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"user": "x", "query": "y"},
                        timeout=30)
         assert r.status_code == 404  # no auth needed; the user is unknown in an empty mirror
-        # the server's warm-up moves questions to the ONNX export of the model
+        # the server's warm-up moves questions to the ONNX export of the model, then takes the
+        # start-up objects out of garbage collection
         deadline = time.time() + 60
         route = None
-        while time.time() < deadline and route != "onnx":
+        while time.time() < deadline and (route != "onnx" or "froze" not in log.read_text()):
             route = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["query_encoder"]
             time.sleep(0.2)
         assert route == "onnx"
     finally:
         p.terminate()
-        out = p.communicate(timeout=20)[0]
+        p.wait(20)
+    out = log.read_text()
     assert "127.0.0.1" in out
+    assert re.search(r"froze [1-9]\d{4,} start-up objects", out), out

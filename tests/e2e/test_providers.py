@@ -135,6 +135,17 @@ def test_streams_tokens_in_order_with_usage_and_first_token_time(target):
             assert req.headers["authorization"] == f"Bearer {KEY}"
 
 
+def test_prepared_outside_any_event_loop_then_streams_as_usual(target):
+    """``openops serve`` prepares the client in its warm-up thread, before questions come:
+    that sends nothing, and the first question still streams on its own event loop."""
+    gen = target.make()
+    gen.prepare()
+    assert target.server.requests == []
+    tokens, _, err, _ = run(gen)
+    assert err is None and tokens == split_tokens(REPLY)
+    assert len(target.server.requests) == 1
+
+
 def test_rate_limit_then_success_is_retried_after_retry_after(target):
     target.server.fail_next(1, status=429, retry_after=1)
     tokens, gen, err, seconds = run(target.make())
