@@ -189,12 +189,11 @@ class Embedder:
     def route_questions(self, query_encoder: str) -> None:
         """How questions are embedded: ``auto`` (the ONNX export where it agrees with PyTorch,
         once ``warm_query_encoder`` has built it: ``openops serve`` does at start; until then,
-        and in one-shot commands, where the ~2 s export would cost more than it saves, PyTorch)
+        and in one-shot commands, where the ~1.5 s export would cost more than it saves, PyTorch)
         or ``torch``."""
         self._q_lock = threading.Lock()
         self._q_pending: list[dict] = []
         self._q_busy = False
-        self.query_encoder = query_encoder
         self._onnx: OnnxQueryEncoder | None = None
         self._onnx_state = "off" if query_encoder == "torch" else "unbuilt"
 
@@ -208,17 +207,17 @@ class Embedder:
         """Build the ONNX query encoder (about 1.5 s). Questions meanwhile use PyTorch: the
         export works on a copy of the model and takes no lock of theirs, but it holds the
         interpreter for stretches (measured: one question waited 0.67 s at worst), which is
-        why ``openops serve`` does it at start. Returns which encoder questions use from now
-        on: ``onnx`` or ``torch``."""
+        why ``openops serve`` does it at start. Returns ``question_route``: ``onnx`` or ``torch``
+        once built (``building`` to a second caller while another builds it)."""
         with self._q_lock:
             if self._onnx_state != "unbuilt":
-                return "onnx" if self._onnx is not None else "torch"
+                return self.question_route
             self._onnx_state = "building"
         enc = self._build_onnx()
         with self._q_lock:
             self._onnx = enc
             self._onnx_state = "on" if enc is not None else "off"
-        return "onnx" if enc is not None else "torch"
+        return self.question_route
 
     def _build_onnx(self) -> OnnxQueryEncoder | None:
         try:
