@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from rag.answer import Source, collect
 from rag.errors import InvalidRequest, OpenOpsError
+from rag.generation import collect
+from rag.records import Source
 from rag.search import MAX_K, SearchResult
 
 
@@ -240,9 +241,9 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
         events `token` (text), `sources` (list), `done` (answer_id, conversation_id), or
         `error`."""
         if body.stream:
-            return sse(await first_checked(runtime.answers.ask_events(
+            return sse(await first_checked(runtime.asker.events(
                 body.user, body.question, body.conversation_id)))
-        res = await runtime.answers.ask(body.user, body.question, body.conversation_id)
+        res = await runtime.asker.ask(body.user, body.question, body.conversation_id)
         return {"answer": res.answer, "sources": res.sources, "conversation_id":
                 res.conversation_id, "answer_id": res.answer_id, "model": res.model}
 
@@ -262,7 +263,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
                 transcript = extract("upload.vtt", body.transcript.encode()).text
             except ExtractionError as exc:
                 raise InvalidRequest(f"transcript: {exc}") from exc
-        events = runtime.answers.summarize_events(
+        events = runtime.summaries.events(
             body.user, body.kind, thread_id=body.thread_id, channel_id=body.channel_id,
             since=body.since, days=body.days, file_id=body.file_id, transcript=transcript)
         events = await first_checked(events)
@@ -277,7 +278,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
               responses={404: {"model": ErrorModel}, 422: {"model": ErrorModel}})
     def feedback(body: FeedbackRequest) -> dict:
         """Record a 👍/👎 on an answer (every answer carries an `answer_id`)."""
-        return runtime.answers.feedback(body.user, body.answer_id, body.rating, body.comment or "")
+        return runtime.records.feedback(body.user, body.answer_id, body.rating, body.comment or "")
 
     @app.get("/v1/audit", dependencies=[Depends(admin)],
              responses={403: {"model": ErrorModel}})
@@ -285,7 +286,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
         """Who asked what, when, from which channels and sources, with which model (admins)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit: must be between 1 and 1000")
-        return {"records": runtime.answers.audit(limit=limit, user=user)}
+        return {"records": runtime.records.audit(limit=limit, user=user)}
 
     @app.get("/v1/users", dependencies=[Depends(admin)])
     def users() -> dict:

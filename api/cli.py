@@ -158,7 +158,7 @@ def ask(
     import asyncio
 
     rt = _runtime()
-    done = asyncio.run(_stream(rt.answers.ask_events(as_user, question, conversation)))
+    done = asyncio.run(_stream(rt.asker.events(as_user, question, conversation)))
     if done:
         console.print(f"[dim]{done['model']} · {done['scope_channels']} channels in scope · "
                       f"conversation {done['conversation_id']} · answer {done['answer_id']}[/]")
@@ -179,7 +179,7 @@ def summarize(
         _fail("give exactly one of --thread ID, --channel NAME (with --days N) or --meeting ID")
     kind = "thread" if thread else "channel" if channel else "meeting"
     rt = _runtime()
-    events = rt.answers.summarize_events(as_user, kind, thread_id=thread, channel_id=channel,
+    events = rt.summaries.events(as_user, kind, thread_id=thread, channel_id=channel,
                                          days=days, file_id=file_id)
     done = asyncio.run(_stream(events))
     if done:

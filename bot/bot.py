@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from rag.answer import fmt_ms, now_ms
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
 from rag.permissions import audience_scope
 from rag.prompts import StreamSanitizer
+from rag.util import fmt_ms, now_ms
 
 from .mattermost import EventStream, Mattermost, MattermostError
 from .mirror import IndexWorker, Mirror, mention
@@ -550,7 +550,7 @@ class Bot:
         beyond = False
         if not dm:
             audience = await asyncio.to_thread(self._audience, channel_id)
-            beyond = await asyncio.to_thread(self.rt.answers.beyond, asker, question, audience)
+            beyond = await asyncio.to_thread(self.rt.asker.beyond, asker, question, audience)
         done = await self.stream_answer(channel_id, root_id, asker, question, trigger=post["id"],
                                         audience=audience, context=context,
                                         conversation_id=conversation_id)
@@ -586,7 +586,7 @@ class Bot:
         done: dict = {}
         try:
             sources: list[dict] = []
-            async for ev in self.rt.answers.ask_events(asker, question, conversation_id,
+            async for ev in self.rt.asker.events(asker, question, conversation_id,
                                                        audience=audience, context=context):
                 if ev.type == "token":
                     await out.feed(ev.data)
@@ -621,7 +621,7 @@ class Bot:
         await out.open()
         done: dict = {}
         try:
-            async for ev in self.rt.answers.summarize_events(asker, kind, **params):
+            async for ev in self.rt.summaries.events(asker, kind, **params):
                 if ev.type == "token":
                     await out.feed(ev.data)
                 elif ev.type == "done":
@@ -663,7 +663,7 @@ class Bot:
                 answer_id = row.answer_id if row else None
             if answer_id:
                 try:
-                    self.rt.answers.feedback(uid, answer_id, rating, f"reaction :{emoji}:")
+                    self.rt.records.feedback(uid, answer_id, rating, f"reaction :{emoji}:")
                 except OpenOpsError as exc:
                     log.info("reaction by %s not recorded: %s", uid, exc)
 

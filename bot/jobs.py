@@ -13,6 +13,7 @@ import uuid
 
 from rag.db import Channel, Job
 from rag.errors import InvalidRequest, NotFound
+from rag.util import now_ms
 
 from .mattermost import Mattermost, MattermostError
 from .mirror import IndexWorker, Mirror
@@ -21,10 +22,6 @@ from .sync import Cancelled, Syncer, SyncProgress
 log = logging.getLogger("openops.bot.jobs")
 
 FINAL = ("done", "failed", "cancelled")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def check_scope(scope) -> dict | str:

@@ -32,6 +32,7 @@ from rag.db import (
     TeamMember,
     User,
 )
+from rag.util import now_ms
 
 log = logging.getLogger("openops.bot.mirror")
 
@@ -258,7 +259,7 @@ class Mirror:
                     # content before an edit leaves the index
                     row = s.get(Post, p["id"])
                     if row is not None and not row.delete_at:
-                        row.delete_at = changed_at or int(time.time() * 1000)
+                        row.delete_at = changed_at or now_ms()
                         stats.dirty.add(cid)
                     continue
                 if self._apply_post(s, p):
@@ -297,7 +298,7 @@ class Mirror:
         return True
 
     def delete_post(self, p: dict) -> MirrorStats:
-        p = {**p, "delete_at": int(p.get("delete_at") or 0) or int(time.time() * 1000)}
+        p = {**p, "delete_at": int(p.get("delete_at") or 0) or now_ms()}
         return self.apply_posts([p])
 
     def cursor(self, channel_id: str) -> int:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+
+from rag.util import now_ms
 
 from .mattermost import Mattermost, MattermostError
 from .mirror import Mirror
@@ -227,7 +228,7 @@ class Syncer:
 
         from rag.db import Post
 
-        now = int(time.time() * 1000)
+        now = now_ms()
         with self.mirror.db.session() as s:
             rows = list(s.scalars(select(Post).where(Post.channel_id == channel_id,
                                                      Post.delete_at == 0)))
