@@ -217,7 +217,7 @@ def serve(
 
 
 def _mattermost(rt):
-    from bot.mattermost import Mattermost, MattermostError
+    from ingest.mattermost.client import Mattermost, MattermostError
 
     s = rt.settings
     if not (s.mattermost_url and s.mattermost_token):
@@ -242,9 +242,9 @@ def sync(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bot.mattermost import MattermostError
-    from bot.mirror import Mirror
-    from bot.sync import Syncer
+    from ingest.mattermost.client import MattermostError
+    from ingest.mattermost.mirror import Mirror
+    from ingest.mattermost.sync import Syncer
     from ingest.pipeline import make_indexer
 
     rt = _runtime()
@@ -303,7 +303,7 @@ def mattermost_setup(
     OPENOPS_MATTERMOST_COMMAND_TOKEN."""
     import asyncio
 
-    from bot.mattermost import MattermostError
+    from ingest.mattermost.client import MattermostError
 
     rt = _runtime()
     mm = _mattermost(rt)
