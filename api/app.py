@@ -256,7 +256,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
         `conversation_id` takes follow-up questions through /v1/ask."""
         transcript = None
         if body.transcript:
-            from ingest.extract import ExtractionError, extract
+            from ingest.files import ExtractionError, extract
 
             try:
                 transcript = extract("upload.vtt", body.transcript.encode()).text
