@@ -460,7 +460,7 @@ class BulkLoader:
             text, kind, error = "", "file", ""
             try:
                 if self._extract is None:
-                    from .extract import extract as default_extract
+                    from .files import extract as default_extract
 
                     self._extract = default_extract
                 res = self._extract(name, data)

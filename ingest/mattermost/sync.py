@@ -234,7 +234,7 @@ class Syncer:
             text, kind, error = "", "file", ""
             try:
                 if self._extract is None:
-                    from ingest.extract import extract
+                    from ingest.files import extract
 
                     self._extract = extract
                 res = await asyncio.to_thread(self._extract, name, data)

@@ -1,4 +1,4 @@
-"""Integration tests for ``ingest.extract``: real files of every supported type, no network.
+"""Integration tests for ``ingest.files``: real files of every supported type, no network.
 
 The autouse ``offline`` fixture blocks every non-loopback connection and DNS lookup, and points
 HOME and the model caches at an empty directory. It also fails the test if anything tried to
@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import extract as extract_module
-from ingest.extract import (
+from ingest.files import (
     SUPPORTED_EXTENSIONS,
     Cue,
     Extracted,
@@ -26,6 +25,7 @@ from ingest.extract import (
     extract,
     parse_webvtt,
 )
+from ingest.files import offline as offline_module
 
 try:  # -- tests/integration may or may not be a package; support both layouts --
     from . import conftest_extract_helpers as helpers  # type: ignore[no-redef]
@@ -83,12 +83,12 @@ def test_unstructured_nlp_runs_without_spacy_model(run, tmp_path: Path) -> None:
 
     path = helpers.write(tmp_path / "nlp.txt", "The cat sat on the mat. It was happy.")
     run(path)
-    extract_module._prepare_unstructured()
+    offline_module.prepare_unstructured()
 
     import unstructured.nlp.tokenize as nlp_tokenize
     from unstructured.partition.text_type import is_possible_narrative_text, is_possible_title
 
-    assert nlp_tokenize._get_nlp is extract_module._offline_spacy_pipeline
+    assert nlp_tokenize._get_nlp is offline_module.offline_spacy_pipeline
     with pytest.raises(RuntimeError, match="will not download"):
         nlp_tokenize._install_spacy_model()
     # -- these go through sent_tokenize / word_tokenize / pos_tag: would download the model --
@@ -99,7 +99,7 @@ def test_unstructured_nlp_runs_without_spacy_model(run, tmp_path: Path) -> None:
         "Another one there.",
     ]
     if not spacy.util.is_package("en_core_web_sm"):
-        assert extract_module._offline_spacy_pipeline().pipe_names == ["sentencizer"]
+        assert offline_module.offline_spacy_pipeline().pipe_names == ["sentencizer"]
 
 
 def test_telemetry_and_notice_are_disabled_by_default() -> None:
