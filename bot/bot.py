@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from rag.answer import fmt_ms, now_ms
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
+from rag.guard import StreamSanitizer
 from rag.permissions import audience_scope
-from rag.prompts import StreamSanitizer
 
 from .mattermost import EventStream, Mattermost, MattermostError
 from .mirror import IndexWorker, Mirror, mention

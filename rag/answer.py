@@ -31,10 +31,11 @@ from .db import (
 )
 from .errors import InvalidRequest, NotFound, OpenOpsError
 from .extractive import Extractive, Sentence
+from .guard import StreamSanitizer
 from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, find_user, readable_scope
-from .prompts import CONDENSE, SUMMARY_SYSTEM, SYSTEM, StreamSanitizer, fence
+from .prompts import CONDENSE, SUMMARY_SYSTEM, SYSTEM, fence
 from .search import SearchService, write_audit
 
 ANSWER_RESERVE = 1024  # tokens kept free for the model's answer
