@@ -35,8 +35,8 @@ from ingest.mattermost.sync import Syncer
 from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
+from rag.guard import StreamSanitizer
 from rag.permissions import audience_scope
-from rag.prompts import StreamSanitizer
 from rag.util import fmt_ms, now_ms
 
 log = logging.getLogger("openops.bot")

@@ -13,7 +13,7 @@ from .errors import OpenOpsError
 from .extractive import Extractive
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, user_and_scope
-from .prompts import StreamSanitizer
+from .guard import StreamSanitizer
 from .records import Source
 
 ANSWER_RESERVE = 1024  # tokens kept free for the model's answer
