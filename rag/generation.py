@@ -11,9 +11,9 @@ from typing import Any
 from .db import User
 from .errors import OpenOpsError
 from .extractive import Extractive
+from .guard import StreamSanitizer
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, user_and_scope
-from .guard import StreamSanitizer
 from .records import Source
 
 ANSWER_RESERVE = 1024  # tokens kept free for the model's answer

@@ -11,9 +11,9 @@ from api.auth import require_key
 from api.deps import RuntimeDep
 from api.models import SSE_RESPONSE, errors
 from api.sse import first_checked, sse
+from rag.errors import InvalidRequest
 from rag.generation import collect
 from rag.records import Source
-from rag.errors import InvalidRequest
 
 router = APIRouter()
 

@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 
-from rag.util import now_ms
 from rag.db import Channel, Job
 from rag.errors import InvalidRequest, NotFound
 from rag.util import now_ms

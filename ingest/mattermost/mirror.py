@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from rag.util import now_ms
 from rag.db import (
     Channel,
     ChannelMember,
