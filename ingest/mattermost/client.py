@@ -294,6 +294,7 @@ class EventStream:
                     continue  # a reply to an action (the auth challenge): status OK
                 if data["event"] == "hello" and not hello:
                     hello = True
+                    self.backoff.reset()  # a healthy connection: the next drop starts over
                     self.connects += 1
                     self.connected.set()
                     await self.on_connect(self.connects > 1)
