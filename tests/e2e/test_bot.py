@@ -447,6 +447,30 @@ def test_edited_and_deleted_posts_are_reflected_in_search(env):
          "deletion indexed")
 
 
+def test_deleting_a_thread_root_live_takes_its_replies_out_of_search(env):
+    """Mattermost deletes a root's whole thread but sends one post_deleted, for the root."""
+    d = env.double
+    root = d.post(env.uid("carol.c"), env.cid("town-square"), "Where do we hold the KESTREL offsite?")
+    d.post(env.uid("bob.b"), env.cid("town-square"), "The KESTREL offsite is in Lisbon.",
+           root_id=root["id"])
+    f = d.upload_file(env.uid("alice.a"), env.cid("town-square"), "kestrel.md",
+                      b"# KESTREL offsite\n\nThe KESTREL offsite hotel is the Albatroz Palace.\n")
+    d.post(env.uid("alice.a"), env.cid("town-square"), "KESTREL offsite budget is 40k.",
+           root_id=root["id"], file_ids=[f["id"]])
+    wait(lambda: "Lisbon" in search_texts(env, "bob.b", "KESTREL offsite location"), 20,
+         "the thread indexed")
+    wait(lambda: "Albatroz" in search_texts(env, "bob.b", "KESTREL offsite hotel"), 30,
+         "the reply's attachment indexed")
+    d.delete_post(root["id"])
+    wait(lambda: "KESTREL" not in search_texts(env, "bob.b", "KESTREL offsite location"), 20,
+         "the whole thread gone")
+    wait(lambda: "Albatroz" not in search_texts(env, "bob.b", "KESTREL offsite hotel"), 20,
+         "the reply's attachment gone")
+    with env.rt.db.session() as s:
+        assert all(p.delete_at for p in s.scalars(select(Post).where(
+            (Post.id == root["id"]) | (Post.root_id == root["id"]))))
+
+
 def test_a_file_attached_to_a_new_post_is_fetched_and_indexed(env):
     d = env.double
     f = d.upload_file(env.uid("alice.a"), env.cid("random"), "runbook.md",
