@@ -36,7 +36,7 @@ from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
 from rag.guard import StreamSanitizer
-from rag.permissions import audience_scope
+from rag.permissions import audience_scope, readable_scope
 from rag.util import fmt_ms, now_ms
 
 log = logging.getLogger("openops.bot")
@@ -44,6 +44,30 @@ log = logging.getLogger("openops.bot")
 UP = {"+1", "thumbsup", "thumbs_up", "white_check_mark", "heavy_check_mark"}
 DOWN = {"-1", "thumbsdown", "thumbs_down"}
 BROADCAST = re.compile(r"@(channel|all|here)\b", re.I)
+
+
+DM_HINT = ("I found more on this in places not everyone in this channel can read, so I left it "
+           "out of my answer here and sent you a fuller one by direct message.")
+MODEL_DOWN = (":warning: The language model is unavailable right now; an admin can find the "
+              "reason in the OpenOps log.")
+
+
+def warning(message: str, status: int | None) -> str:
+    """What a post says about a failure. A provider's error (5xx) names internal endpoints
+    and settings: it goes to the log, and the channel gets a short generic line."""
+    if status is None or status >= 500:
+        log.warning("answer failed (%s): %s", status, message)
+        return MODEL_DOWN
+    return f":warning: {message}"
+
+
+def failure_text(exc: BaseException) -> str:
+    """:func:`warning` for an exception (an unexpected one is logged with its traceback)."""
+    if isinstance(exc, OpenOpsError):
+        return warning(str(exc), getattr(exc, "status", 400))
+    log.error("answer failed", exc_info=exc)
+    return (":warning: Something went wrong; an admin can find the reason in the OpenOps log "
+            f"({exc.__class__.__name__}).")
 
 
 def defang(text: str) -> str:
@@ -429,10 +453,8 @@ class Bot:
             await asyncio.to_thread(self._remember, channel_id, conv_key_root, asker,
                                     done["conversation_id"])
         if beyond:
-            await self.mm.create_post(
-                channel_id, "I found more on this in places not everyone in this channel can "
-                "read, so I left it out here and sent you a fuller answer by direct message.",
-                root_id=root_id)
+            # only the asker may learn that restricted material exists: an ephemeral post
+            await self.mm.ephemeral(asker, channel_id, DM_HINT)
             dm_channel = await self.mm.direct_channel(self.me["id"], asker)
             await asyncio.to_thread(self.mirror.upsert_channel, dm_channel)
             where = await asyncio.to_thread(self._channel_name, channel_id)
@@ -443,6 +465,12 @@ class Bot:
     def _audience(self, channel_id: str):
         with self.rt.db.session() as s:
             return audience_scope(s, channel_id, include_archived=self.settings.include_archived)
+
+    def can_read(self, user_id: str, channel_id: str) -> bool:
+        """Whether the mirror lets ``user_id`` read ``channel_id`` now (unknown: no)."""
+        with self.rt.db.session() as s:
+            scope = readable_scope(s, user_id, include_archived=self.settings.include_archived)
+            return channel_id in scope.channel_ids
 
     def _channel_name(self, channel_id: str) -> str:
         with self.rt.db.session() as s:
@@ -466,17 +494,13 @@ class Bot:
                 elif ev.type == "done":
                     done = ev.data
                 elif ev.type == "error":
-                    await out.close(f"\n\n:warning: {ev.data['error']}")
+                    await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status")))
                     return done
             await out.close(sources_block(sources))
-        except OpenOpsError as exc:
-            await out.close(f"\n\n:warning: {exc}")
         except MattermostError:
             raise
         except Exception as exc:  # noqa: BLE001 - the post must never stop silently
-            log.exception("answering %s failed", trigger)
-            await out.close(f"\n\n:warning: Something went wrong while answering "
-                            f"({exc.__class__.__name__}); the team can find it in the logs.")
+            await out.close("\n\n" + failure_text(exc))
         finally:
             await asyncio.to_thread(self._record, out.posts, channel_id=channel_id,
                                     root_id=root_id, trigger_id=trigger, user_id=asker,
@@ -498,14 +522,11 @@ class Bot:
                 elif ev.type == "done":
                     done = ev.data
                 elif ev.type == "error":
-                    await out.close(f"\n\n:warning: {ev.data['error']}")
+                    await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status")))
                     return done
             await out.close("\n\n_Mention me in this thread to ask a follow-up._")
-        except OpenOpsError as exc:
-            await out.close(f":warning: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            log.exception("summary failed")
-            await out.close(f":warning: Something went wrong ({exc.__class__.__name__}).")
+        except Exception as exc:  # noqa: BLE001 - the post must never stop silently
+            await out.close(failure_text(exc))
         finally:
             await asyncio.to_thread(self._record, out.posts, channel_id=post_in,
                                     root_id=root_id or (out.posts[0] if out.posts else ""),

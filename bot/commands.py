@@ -1,7 +1,9 @@
 """``/openops`` slash commands, served at ``POST /mattermost/command``.
 
 Mattermost posts the form fields documented in the slash-command reference (channel_id,
-team_id, user_id, text, token, response_url, ...) with ``Authorization: Token <token>``. The
+team_id, user_id, text, token, response_url, ...) with ``Authorization: Token <token>``. There
+is no thread (root_id) among them: a thread is named in the text, by a post's permalink or id,
+and that post must be in the command's channel and readable by the user. The
 token is checked first; the reply comes at once (Mattermost waits 3 seconds at most) and the
 work continues in the background, posting through the bot's own account."""
 
@@ -11,6 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import shlex
 import time
 from urllib.parse import parse_qsl
@@ -22,13 +25,26 @@ log = logging.getLogger("openops.bot.commands")
 
 HELP = """**OpenOps** answers from what you may read in Mattermost, with sources.
 - `/openops ask QUESTION`: an answer only you can see, from everything you may read.
-- `/openops summarize`: in a thread, the thread; in a channel, what you missed since you last
-  viewed it, or `--days N`. Mention @{bot} in the summary's thread to ask a follow-up.
-- `/openops react`: I react to the last message of this thread or channel with an emoji for its mood.
+- `/openops summarize`: what you missed in this channel since you last viewed it, or
+  `--days N`; `/openops summarize POST` (a post's link, "Copy Link", or its id): that post's
+  thread. Mention @{bot} in the summary's thread to ask a follow-up.
+- `/openops react`: I react to the last message of this channel with an emoji for its mood.
 - `/openops help`: this message.
 Mention @{bot} in any thread to ask there (I answer only from what everyone in that channel
 may read), or send me a direct message (I use everything you may read and remember the
 conversation). React :+1: or :-1: to my answers to tell the team how I did."""
+
+
+POST_REF = re.compile(r"^(?:\S*/pl/)?([a-z0-9]{26})/?$")
+USAGE_SUMMARIZE = ("Usage: `/openops summarize`, `/openops summarize --days N` or "
+                   "`/openops summarize POST` (a post's link or id)")
+NO_SUCH_POST = "I cannot find that post in this channel."
+
+
+def post_ref(arg: str) -> str | None:
+    """A post id from ``arg``: a permalink (``https://chat/team/pl/<id>``) or a bare id."""
+    m = POST_REF.match(arg.strip())
+    return m.group(1) if m else None
 
 
 def ephemeral(text: str) -> JSONResponse:
@@ -97,17 +113,19 @@ def router(get_bot, settings) -> APIRouter:
             bot._spawn(_ask(bot, fields, question), "command-ask")
             return ephemeral(f"Looking into it: _{question[:200]}_")
         if sub in ("summarize", "summarise", "summary"):
-            days = None
-            if args:
-                if args[0] != "--days" or len(args) != 2:
-                    return ephemeral("Usage: `/openops summarize` or `/openops summarize --days N`")
+            days, post_id = None, None
+            if len(args) == 2 and args[0] == "--days":
                 try:
                     days = float(args[1])
                     if not 0 < days <= 3650:
                         raise ValueError
                 except ValueError:
                     return ephemeral("`--days` takes a number of days between 1 and 3650.")
-            bot._spawn(_summarize(bot, fields, days), "command-summarize")
+            elif len(args) == 1 and post_ref(args[0]):
+                post_id = post_ref(args[0])
+            elif args:
+                return ephemeral(USAGE_SUMMARIZE)
+            bot._spawn(_summarize(bot, fields, days, post_id), "command-summarize")
             return ephemeral("Summarising; it will appear in a moment.")
         if sub == "react":
             bot._spawn(_react(bot, fields), "command-react")
@@ -121,7 +139,7 @@ async def _ask(bot, f: dict, question: str) -> None:
     """Only the asker sees the answer (an ephemeral post), so their full scope applies."""
     from rag.generation import collect
 
-    from .bot import defang, sources_block
+    from .bot import defang, failure_text, sources_block
 
     try:
         await bot.refresh_user(f["user_id"])
@@ -130,20 +148,40 @@ async def _ask(bot, f: dict, question: str) -> None:
         msg = defang(text) + sources_block(sources)
     except Exception as exc:  # noqa: BLE001 - tell the user, never fail silently
         log.exception("/openops ask failed")
-        msg = f":warning: {exc}"
-    await bot.mm.ephemeral(f["user_id"], f["channel_id"], msg[: bot.settings.bot_post_limit],
-                           root_id=f.get("root_id", ""))
+        msg = failure_text(exc)
+    await bot.mm.ephemeral(f["user_id"], f["channel_id"], msg[: bot.settings.bot_post_limit])
 
 
-async def _summarize(bot, f: dict, days: float | None) -> None:
-    uid, cid, root = f["user_id"], f["channel_id"], f.get("root_id", "")
+async def _summarize(bot, f: dict, days: float | None, post_id: str | None) -> None:
+    uid, cid = f["user_id"], f["channel_id"]
     try:
         await bot.refresh_user(uid)
+        root = await _thread_root(bot, uid, cid, post_id) if post_id else ""
+        if post_id and not root:
+            await bot.mm.ephemeral(uid, cid, NO_SUCH_POST)
+            return
         async with bot.busy:
             await _summary(bot, uid, cid, root, days)
     except Exception as exc:  # noqa: BLE001
-        log.exception("/openops summarize failed")
-        await bot.mm.ephemeral(uid, cid, f":warning: The summary failed: {exc}", root_id=root)
+        from .bot import failure_text
+
+        await bot.mm.ephemeral(uid, cid, failure_text(exc))
+
+
+async def _thread_root(bot, uid: str, cid: str, post_id: str) -> str:
+    """The root of ``post_id``'s thread if the post is in channel ``cid`` and ``uid`` may read
+    it, else "" (one answer for "no such post" and "not yours to read": no existence leak)."""
+    from ingest.mattermost.client import MattermostError
+
+    try:
+        post = await bot.mm.post_by_id(post_id)
+    except MattermostError:
+        return ""
+    if post.get("channel_id") != cid or post.get("delete_at"):
+        return ""
+    if not await asyncio.to_thread(bot.can_read, uid, cid):
+        return ""
+    return post.get("root_id") or post["id"]
 
 
 async def _summary(bot, uid: str, cid: str, root: str, days: float | None) -> None:
@@ -171,22 +209,20 @@ async def _summary(bot, uid: str, cid: str, root: str, days: float | None) -> No
 async def _react(bot, f: dict) -> None:
     from .sentiment import emoji_for
 
-    uid, cid, root = f["user_id"], f["channel_id"], f.get("root_id", "")
+    uid, cid = f["user_id"], f["channel_id"]
     try:
-        if root:
-            got = await bot.mm.thread(root)
-        else:
-            got = await bot.mm.posts_page(cid, per_page=30)
+        got = await bot.mm.posts_page(cid, per_page=30)
         posts = sorted((p for p in got.get("posts", {}).values()
                         if not p.get("type") and p.get("user_id") != bot.me["id"]
                         and (p.get("message") or "").strip()),
                        key=lambda p: int(p.get("create_at") or 0))
         if not posts:
-            await bot.mm.ephemeral(uid, cid, "There is no message here to react to.", root_id=root)
+            await bot.mm.ephemeral(uid, cid, "There is no message here to react to.")
             return
         last = posts[-1]
         emoji = await asyncio.to_thread(emoji_for, last["message"])
         await bot.mm.react(last["id"], emoji)
     except Exception as exc:  # noqa: BLE001
         log.exception("/openops react failed")
-        await bot.mm.ephemeral(uid, cid, f":warning: I could not react: {exc}", root_id=root)
+        await bot.mm.ephemeral(uid, cid, f":warning: I could not react ({exc.__class__.__name__}); "
+                               "an admin can find the reason in the OpenOps log.")

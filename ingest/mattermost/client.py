@@ -185,10 +185,10 @@ class Mattermost:
         return await self._call(self.driver.posts.patch_post(post_id, message=message,
                                                              props=props))
 
-    async def ephemeral(self, user_id: str, channel_id: str, message: str,
-                        root_id: str = "") -> dict:
+    async def ephemeral(self, user_id: str, channel_id: str, message: str) -> dict:
+        """A post only ``user_id`` sees (the reference's post object: channel_id, message)."""
         return await self._call(self.driver.posts.create_post_ephemeral(
-            user_id, {"channel_id": channel_id, "message": message, "root_id": root_id}))
+            user_id, {"channel_id": channel_id, "message": message}))
 
     async def react(self, post_id: str, emoji: str) -> dict:
         return await self._call(self.driver.reactions.save_reaction(
@@ -294,6 +294,7 @@ class EventStream:
                     continue  # a reply to an action (the auth challenge): status OK
                 if data["event"] == "hello" and not hello:
                     hello = True
+                    self.backoff.reset()  # a healthy connection: the next drop starts over
                     self.connects += 1
                     self.connected.set()
                     await self.on_connect(self.connects > 1)

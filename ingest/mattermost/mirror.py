@@ -334,7 +334,15 @@ class Mirror:
         for k, v in values.items():
             setattr(row, k, v)
         if values["delete_at"]:
-            s.execute(update(File).where(File.post_id == row.id).values(
+            gone = [row.id]
+            if not values["root_id"]:
+                # deleting a root deletes its thread (Mattermost sends one post_deleted, for
+                # the root): its replies leave the mirror, and so the index, with it
+                replies = select(Post.id).where(Post.root_id == row.id, Post.delete_at == 0)
+                gone += list(s.scalars(replies))
+                s.execute(update(Post).where(Post.id.in_(gone[1:])).values(
+                    delete_at=values["delete_at"]))
+            s.execute(update(File).where(File.post_id.in_(gone), File.delete_at == 0).values(
                 delete_at=values["delete_at"]))
         return True
 

@@ -26,7 +26,8 @@ payloads and the slash-command developer docs), and the server code where the re
   team membership > everyone). ``posted`` carries the post as a JSON string and, per recipient, a
   ``mentions`` JSON list holding only that recipient when they were @-mentioned (or the DM partner,
   or on @channel/@all/@here). Actions: ``user_typing``, ``get_statuses``, ``get_statuses_by_ids``, ``ping``.
-* Slash commands: registered commands are POSTed (or GETed) form fields with ``Authorization: Token``;
+* Slash commands: registered commands are POSTed (or GETed) the reference's form fields (no
+  ``root_id``: the thread a command was typed in only places its responses) with ``Authorization: Token``;
   ``in_channel``/``ephemeral`` responses, ``extra_responses`` and delayed responses on ``response_url``
   (``POST /hooks/commands/{id}``, 5 uses, 30 minutes) are handled like the server does.
 
@@ -1429,15 +1430,21 @@ class MattermostDouble:
         return self._json(post, status=201)
 
     async def _create_ephemeral(self, request: web.Request) -> web.Response:
+        """CreatePostEphemeral as posts.yaml documents it: ``{user_id, post: {channel_id,
+        message}}``, both post fields required; nothing else of the post is taken."""
         me, body = self._me(request), await self._body(request)
         if not isinstance(body, dict) or not body.get("user_id"):
             raise _bad_param("user_id")
-        if not isinstance(body.get("post"), dict):
-            raise _bad_param("post")
+        post = body.get("post")
+        if not isinstance(post, dict) or not post.get("channel_id"):
+            raise _bad_param("post.channel_id")
+        if not isinstance(post.get("message"), str):
+            raise _bad_param("post.message")
         if not self._is_admin(me):  # create_post_ephemeral is a system-admin permission
             raise _forbidden()
-        post = {**body["post"], "user_id": me}
-        return self._json(self._ephemeral(str(body["user_id"]), post), status=201)
+        self._user(str(body["user_id"])), self._channel(str(post["channel_id"]))
+        out = {"channel_id": str(post["channel_id"]), "message": post["message"], "user_id": me}
+        return self._json(self._ephemeral(str(body["user_id"]), out), status=201)
 
     async def _get_post(self, request: web.Request) -> web.Response:
         me = self._me(request)
@@ -1639,8 +1646,8 @@ class MattermostDouble:
                 "team_id": team["id"], "text": rest, "token": cmd["token"],
                 "trigger_id": base64.b64encode(trigger_raw.encode()).decode(), "user_id": user_id,
                 "user_name": user["username"]}
-        if root_id:
-            form["root_id"] = root_id
+        # exactly the reference's fields: a command typed in a thread reaches the integration
+        # without its root_id (the server keeps it only to place the command's own responses)
         headers = {"Authorization": f"Token {cmd['token']}", "Accept": "application/json",
                    "User-Agent": "Mattermost-Bot/1.1"}
         assert self._session is not None

@@ -231,16 +231,34 @@ def test_public_thread_answer_leaves_out_the_askers_private_channel_and_sends_it
     d = env.double
     q = d.post(env.uid("alice.a"), env.cid("town-square"),
                "@openops how often does the staging database password rotate?")
+    before = len(d.ephemerals)
     posts = final_reply(env, q["id"])
     in_thread = " ".join(p["message"] for p in thread_posts(env, "town-square", q["id"]))
     assert "Tuesday" not in in_thread and "secret/staging-db" not in in_thread
     assert "eng-private" not in in_thread
-    assert "not everyone in this channel can read" in in_thread
+    # the hint that restricted material exists reaches the asker alone, as an ephemeral post
+    assert "not everyone" not in in_thread and "direct message" not in in_thread
+    public = " ".join(p["message"] for p in d.posts_in(env.cid("town-square")))
+    assert "not everyone in this channel can read" not in public
+    hints = [(u, m) for u, m in d.ephemerals[before:] if "not everyone in this channel" in m["message"]]
+    assert [(u, m["channel_id"]) for u, m in hints] == [(env.uid("alice.a"), env.cid("town-square"))]
+    assert any(name == "ephemeral_message" and bc["user_id"] == env.uid("alice.a")
+               and "not everyone" in data["post"] for name, data, bc in d.events)
     dm = [p for p in posts if p["channel_id"] != env.cid("town-square")]
     assert dm, "the fuller answer goes by DM"
     assert "Tuesday" in dm[0]["message"]
     ch = d.channels[dm[0]["channel_id"]]
     assert ch["type"] == "D" and env.uid("alice.a") in ch["name"] and env.uid("openops") in ch["name"]
+
+
+def test_no_dm_hint_when_the_askers_scope_finds_nothing_more(env):
+    d = env.double
+    before = len(d.ephemerals)
+    q = d.post(env.uid("bob.b"), env.cid("town-square"), "@openops when is the all-hands meeting?")
+    posts = final_reply(env, q["id"])
+    assert all(p["channel_id"] == env.cid("town-square") for p in posts)  # no DM either
+    assert not [m for _, m in d.ephemerals[before:] if "not everyone" in m["message"]]
+    assert "not everyone" not in " ".join(p["message"] for p in thread_posts(env, "town-square", q["id"]))
 
 
 def test_a_dm_with_the_bot_is_a_conversation_with_memory(env):
@@ -279,8 +297,9 @@ def test_a_follow_up_in_the_thread_of_a_summary_is_answered_from_the_summary(env
     d = env.double
     root = env.ids["roots"][THREAD[0][1]]
     cmd = _command(env)
-    out = d.send_slash_command(env.uid("carol.c"), env.cid("town-square"), "/openops summarize",
-                               root_id=root)
+    # Mattermost sends no root_id to the integration: the thread is named by a permalink
+    out = d.send_slash_command(env.uid("carol.c"), env.cid("town-square"),
+                               f"/openops summarize {d.url}/acme/pl/{root}", root_id=root)
     assert out["response_type"] == "ephemeral"
     with env.rt.db.session() as s:
         summary = wait(lambda: s.scalar(select(BotPost).where(BotPost.kind == "summary",
@@ -302,6 +321,41 @@ def test_a_follow_up_in_the_thread_of_a_summary_is_answered_from_the_summary(env
         conv = s.get(Conversation, row.conversation_id)
         assert conv is not None and conv.kind == "summary"
     assert cmd["trigger"] == "openops"
+
+
+def test_slash_summarize_names_the_thread_by_a_post_of_this_channel_only(env):
+    """The command's form has no root_id (the reference payload): the thread comes as a post id
+    or permalink in the text, and a post of another channel, or none, gets one answer."""
+    from bot.commands import NO_SUCH_POST
+
+    d = env.double
+    _command(env)
+    carol = env.uid("carol.c")
+    elsewhere = env.ids["roots"][FACTS["random"]]  # public, in carol's team, but not this channel
+    private = env.ids["roots"][FACTS["eng-private"]]
+    root = env.ids["roots"][THREAD[0][1]]
+
+    def replies_after(before: int) -> list[str]:
+        return [m["message"] for u, m in d.ephemerals[before:]
+                if u == carol and "Summarising" not in m["message"]]
+
+    for arg in (elsewhere, f"{d.url}/acme/pl/{private}", "abcdefghijklmnopqrstuvwxyz"):
+        before = len(d.ephemerals)
+        out = d.send_slash_command(carol, env.cid("town-square"), f"/openops summarize {arg}")
+        assert out["response_type"] == "ephemeral"
+        assert wait(lambda b=before: replies_after(b), 30, "the refusal") == [NO_SUCH_POST]
+    bad = d.send_slash_command(carol, env.cid("town-square"), "/openops summarize not-a-post")
+    assert "Usage" in bad["text"]
+    # a reply's id names its whole thread
+    reply = next(p for p in d.posts_in(env.cid("town-square")) if p["root_id"] == root)
+
+    def summaries() -> int:
+        with env.rt.db.session() as s:
+            return s.scalar(select(func.count()).select_from(BotPost).where(
+                BotPost.kind == "summary", BotPost.root_id == root)) or 0
+    count = summaries()
+    d.send_slash_command(carol, env.cid("town-square"), f"/openops summarize {reply['id']}")
+    wait(lambda: summaries() > count, 60, "the thread summary")
 
 
 def _command(env: Env) -> dict:
@@ -391,6 +445,30 @@ def test_edited_and_deleted_posts_are_reflected_in_search(env):
     d.delete_post(p["id"])
     wait(lambda: "REDWING" not in search_texts(env, "bob.b", "launch codename"), 20,
          "deletion indexed")
+
+
+def test_deleting_a_thread_root_live_takes_its_replies_out_of_search(env):
+    """Mattermost deletes a root's whole thread but sends one post_deleted, for the root."""
+    d = env.double
+    root = d.post(env.uid("carol.c"), env.cid("town-square"), "Where do we hold the KESTREL offsite?")
+    d.post(env.uid("bob.b"), env.cid("town-square"), "The KESTREL offsite is in Lisbon.",
+           root_id=root["id"])
+    f = d.upload_file(env.uid("alice.a"), env.cid("town-square"), "kestrel.md",
+                      b"# KESTREL offsite\n\nThe KESTREL offsite hotel is the Albatroz Palace.\n")
+    d.post(env.uid("alice.a"), env.cid("town-square"), "KESTREL offsite budget is 40k.",
+           root_id=root["id"], file_ids=[f["id"]])
+    wait(lambda: "Lisbon" in search_texts(env, "bob.b", "KESTREL offsite location"), 20,
+         "the thread indexed")
+    wait(lambda: "Albatroz" in search_texts(env, "bob.b", "KESTREL offsite hotel"), 30,
+         "the reply's attachment indexed")
+    d.delete_post(root["id"])
+    wait(lambda: "KESTREL" not in search_texts(env, "bob.b", "KESTREL offsite location"), 20,
+         "the whole thread gone")
+    wait(lambda: "Albatroz" not in search_texts(env, "bob.b", "KESTREL offsite hotel"), 20,
+         "the reply's attachment gone")
+    with env.rt.db.session() as s:
+        assert all(p.delete_at for p in s.scalars(select(Post).where(
+            (Post.id == root["id"]) | (Post.root_id == root["id"]))))
 
 
 def test_a_file_attached_to_a_new_post_is_fetched_and_indexed(env):
@@ -531,8 +609,51 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
     with env.rt.db.session() as s:
         post_id = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == "test-failure"))
     text = env.double.get_post(post_id)["message"]
-    assert text.startswith("The all-hands") and ":warning:" in text and "mid-answer" in text
+    assert text.startswith("The all-hands") and ":warning:" in text
+    assert "language model is unavailable" in text and "mid-answer" not in text
     assert not text.endswith("…")
+
+
+def test_provider_error_text_never_reaches_a_channel_only_the_log(env, caplog):
+    """A provider failing with a message that names an internal endpoint: the channel gets the
+    short generic line, the log gets the detail."""
+    import asyncio
+    import logging
+    from types import SimpleNamespace
+
+    from bot.bot import Bot
+    from ingest.mattermost.client import Mattermost
+    from rag.answer import AnswerService
+    from rag.llm.factory import make_generator
+    from tests.doubles.llm_servers import OpenAIServer
+
+    internal = "upstream http://10.20.30.40:8443/v1/internal-gateway is down"
+    with OpenAIServer(reply="unused", log_level="critical") as srv:
+        srv.fail_next(status=500, message=internal)
+        gen = make_generator("openai_compatible:test-model", base_url=srv.base_url,
+                             api_key="k", timeout_s=10, max_retries=0)
+        rt = SimpleNamespace(settings=env.rt.settings, db=env.rt.db,
+                             answers=AnswerService(env.rt.settings, env.rt.db, env.rt.search, gen))
+
+        async def run():
+            mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
+            bot = Bot(rt, mm)
+            bot.me = await mm.login()
+            try:
+                await bot.stream_answer(env.cid("random"), "", env.uid("bob.b"),
+                                        "When is the all-hands?", trigger="test-internal-url",
+                                        audience=None, context=[], conversation_id=None)
+            finally:
+                await mm.close()
+
+        with caplog.at_level(logging.WARNING, logger="openops.bot"):
+            asyncio.run(run())
+    with env.rt.db.session() as s:
+        post_id = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == "test-internal-url"))
+    text = env.double.get_post(post_id)["message"]
+    assert "language model is unavailable" in text and "OpenOps log" in text
+    assert "10.20.30.40" not in text and "internal-gateway" not in text and srv.base_url not in text
+    assert "10.20.30.40" in caplog.text
 
 
 def test_links_images_and_channel_pings_in_sources_never_render_in_bot_posts(env):

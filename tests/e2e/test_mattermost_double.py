@@ -440,12 +440,15 @@ def test_slash_command_round_trip_with_delayed_response(w):
         headers, form = seen[0]
         assert headers["Authorization"] == f"Token {token}"
         assert headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+        # exactly the reference's fields (slash-commands-custom_index.md): no root_id
+        assert set(form) == {"channel_id", "channel_name", "command", "response_url", "team_domain",
+                             "team_id", "text", "token", "trigger_id", "user_id", "user_name"}
         keys = ("channel_id", "channel_name", "command", "team_domain", "team_id", "token", "user_id",
-                "user_name", "root_id")
+                "user_name")
         assert {k: form[k] for k in keys} == {
             "channel_id": w.town["id"], "channel_name": "town-square", "command": "/openops",
             "team_domain": "acme", "team_id": w.team["id"], "token": token, "user_id": w.alice["id"],
-            "user_name": "alice", "root_id": root["id"]}
+            "user_name": "alice"}
         assert form["trigger_id"] and form["response_url"].startswith(mm.url + "/hooks/commands/")
         posted = mm.posts_in(w.town["id"])[-1]
         assert posted["message"] == "Summary of summarize --days 3" and posted["root_id"] == root["id"]
