@@ -623,7 +623,7 @@ def test_provider_error_text_never_reaches_a_channel_only_the_log(env, caplog):
 
     from bot.bot import Bot
     from ingest.mattermost.client import Mattermost
-    from rag.answer import AnswerService
+    from rag.ask import Asker
     from rag.llm.factory import make_generator
     from tests.doubles.llm_servers import OpenAIServer
 
@@ -633,7 +633,7 @@ def test_provider_error_text_never_reaches_a_channel_only_the_log(env, caplog):
         gen = make_generator("openai_compatible:test-model", base_url=srv.base_url,
                              api_key="k", timeout_s=10, max_retries=0)
         rt = SimpleNamespace(settings=env.rt.settings, db=env.rt.db,
-                             answers=AnswerService(env.rt.settings, env.rt.db, env.rt.search, gen))
+                             asker=Asker(env.rt.settings, env.rt.db, env.rt.search, gen))
 
         async def run():
             mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
