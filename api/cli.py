@@ -34,6 +34,7 @@ def ingest(path: Path = typer.Argument(..., help="Bulk export: .jsonl, .zip, or 
 
     from ingest.bulk import BulkLoader, ExportError
     from ingest.files import Limits
+    from ingest.indexer import IndexUnavailable
     from ingest.pipeline import make_indexer
 
     rt = _runtime()
@@ -65,7 +66,11 @@ def ingest(path: Path = typer.Argument(..., help="Bulk export: .jsonl, .zip, or 
                        info=f"threads {r.threads} chunks {r.chunks} (embedded {r.embedded}) "
                             f"files {r.files}")
 
-        report = indexer.run(progress=on_index)
+        try:
+            report = indexer.run(progress=on_index)
+        except IndexUnavailable as exc:
+            _fail(f"{exc}.")
+            return
         bar.update(t_idx, total=max(report.channels, 1), completed=max(report.channels, 1),
                    info=f"threads {report.threads} chunks {report.chunks} "
                         f"(embedded {report.embedded}) files {report.files}")
