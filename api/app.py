@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
 from typing import Literal
 
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from rag.answer import Source, collect
 from rag.errors import InvalidRequest, OpenOpsError
@@ -150,6 +152,15 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
     @app.exception_handler(OpenOpsError)
     async def domain_error(_: Request, exc: OpenOpsError):
         return JSONResponse(status_code=exc.status, content={"error": str(exc)})
+
+    @app.exception_handler(DBAPIError)  # the database went away (restart, network): 503, retry
+    async def database_down(_: Request, exc: DBAPIError):
+        logging.getLogger("openops.api").warning("database error", exc_info=exc)
+        down = isinstance(exc, OperationalError) or exc.connection_invalidated
+        return JSONResponse(status_code=503 if down else 500, headers={"Retry-After": "5"} if down
+                            else None, content={"error": "the database is not answering: retry in "
+                            "a few seconds (operators: check the database at OPENOPS_DATABASE_URL)"
+                            if down else "internal database error (see the server log)"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
