@@ -33,6 +33,8 @@ def ingest(path: Path = typer.Argument(..., help="Bulk export: .jsonl, .zip, or 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ingest.bulk import BulkLoader, ExportError
+    from ingest.files import Limits
+    from ingest.indexer import IndexUnavailable
     from ingest.pipeline import make_indexer
 
     rt = _runtime()
@@ -48,7 +50,8 @@ def ingest(path: Path = typer.Argument(..., help="Bulk export: .jsonl, .zip, or 
                                 f"skipped {r.skipped} errors {len(r.errors) + len(r.files_failed)}")
 
         try:
-            load = BulkLoader(rt.db, on_line=on_load).load(path)
+            load = BulkLoader(rt.db, on_line=on_load,
+                              limits=Limits.from_settings(rt.settings)).load(path)
         except ExportError as exc:
             _fail(f"{exc}. Give a .jsonl file, a .zip made by `mmctl export create`, or a "
                   "directory with import.jsonl.")
@@ -63,7 +66,11 @@ def ingest(path: Path = typer.Argument(..., help="Bulk export: .jsonl, .zip, or 
                        info=f"threads {r.threads} chunks {r.chunks} (embedded {r.embedded}) "
                             f"files {r.files}")
 
-        report = indexer.run(progress=on_index)
+        try:
+            report = indexer.run(progress=on_index)
+        except IndexUnavailable as exc:
+            _fail(f"{exc}.")
+            return
         bar.update(t_idx, total=max(report.channels, 1), completed=max(report.channels, 1),
                    info=f"threads {report.threads} chunks {report.chunks} "
                         f"(embedded {report.embedded}) files {report.files}")

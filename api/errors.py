@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from rag.errors import OpenOpsError
 
@@ -21,6 +24,18 @@ class Forbidden(Exception):
 
 async def domain_error(_: Request, exc: OpenOpsError) -> JSONResponse:
     return JSONResponse(status_code=exc.status, content={"error": str(exc)})
+
+
+async def database_down(_: Request, exc: DBAPIError) -> JSONResponse:
+    """The database went away (a restart, the network): 503 with Retry-After, no address."""
+    logging.getLogger("openops.api").warning("database error", exc_info=exc)
+    down = isinstance(exc, OperationalError) or exc.connection_invalidated
+    if not down:
+        return JSONResponse(status_code=500,
+                            content={"error": "internal database error (see the server log)"})
+    return JSONResponse(status_code=503, headers={"Retry-After": "5"}, content={
+        "error": "the database is not answering: retry in a few seconds (operators: check "
+                 "the database at OPENOPS_DATABASE_URL)"})
 
 
 async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -45,6 +60,7 @@ async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(OpenOpsError, domain_error)
+    app.add_exception_handler(DBAPIError, database_down)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(Unauthorised, unauthorised)
     app.add_exception_handler(Forbidden, forbidden)

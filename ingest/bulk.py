@@ -10,6 +10,7 @@ in the same transaction, for the indexer to pick up, so a crash loses nothing.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zipfile
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from rag.db import Channel, ChannelMember, Database, File, Post, Team, TeamMember, User
 
 from . import ids
+from .files.limits import LimitExceeded, Limits, check_size, default_limits
 
 KNOWN_TYPES = {
     "version", "team", "channel", "user", "bot", "post", "direct_channel", "direct_post",
@@ -92,19 +94,24 @@ class _Source:
             with open(self._jsonl, encoding="utf-8", errors="replace") as fh:
                 yield from enumerate(fh, 1)
 
-    def read(self, rel: str) -> bytes:
+    def read(self, rel: str, limits: Limits) -> bytes:
+        """An attachment's bytes; one over the size limit is refused before it is read."""
         clean = str(PurePosixPath(rel.replace("\\", "/")))
+        name = PurePosixPath(clean).name
         if self._zip is not None:
             for candidate in (clean, clean.lstrip("/"), f"data/{clean}"):
                 try:
-                    return self._zip.read(candidate)
+                    info = self._zip.getinfo(candidate)
                 except KeyError:
                     continue
+                check_size(name, info.file_size, limits)
+                return self._zip.read(info)
             raise FileNotFoundError(f"{rel} is not in the zip")
         assert self._base is not None
         target = (self._base / clean).resolve()
         if self._base.resolve() not in target.parents:
             raise FileNotFoundError(f"{rel} points outside the export")
+        check_size(name, target.stat().st_size, limits)
         return target.read_bytes()
 
     def close(self) -> None:
@@ -134,10 +141,12 @@ class BulkLoader:
         db: Database,
         *,
         extract: Callable[[str, bytes], Any] | None = None,
+        limits: Limits | None = None,
         on_line: Callable[[LoadReport], None] | None = None,
         commit_every: int = 500,
     ):
         self.db = db
+        self.limits = limits or default_limits()
         self._extract = extract
         self.on_line = on_line
         self.commit_every = commit_every
@@ -447,7 +456,10 @@ class BulkLoader:
             fid = ids.file_id(pid, rel)
             existing = s.get(File, fid)
             try:
-                data = src.read(rel)
+                data = src.read(rel, self.limits)
+            except LimitExceeded as exc:
+                report.files_failed.append(f"{name}: {exc}")
+                continue
             except (OSError, KeyError) as exc:
                 report.files_failed.append(f"{name}: cannot read ({exc})")
                 continue
@@ -462,7 +474,7 @@ class BulkLoader:
                 if self._extract is None:
                     from .files import extract as default_extract
 
-                    self._extract = default_extract
+                    self._extract = functools.partial(default_extract, limits=self.limits)
                 res = self._extract(name, data)
                 text, kind = res.text, res.kind
                 report.files_ok += 1

@@ -9,11 +9,16 @@ at any point leaves the channel dirty, and the next run redoes it idempotently: 
 Embedding runs in batches that span channels, and each batch is written in one Chroma call.
 Writes are not overlapped with embedding: on 2 cores the model already uses both, and Chroma's
 local upsert holds the interpreter lock, so a writer thread only slowed embedding down
-(measured by bench/ingest_bench.py)."""
+(measured by bench/ingest_bench.py).
+
+A Chroma server that stops answering (a restart, a network blip) is retried with backoff for
+~15 s; past that the run stops with :class:`IndexUnavailable`, whose message says what to do.
+Either way the channels not yet written stay dirty, so the next run finishes them exactly."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +30,19 @@ from rag.index import ChunkIndex
 from .chunking import ChannelInfo, Chunk, Chunker, FileDoc, Message
 
 log = logging.getLogger(__name__)
+
+
+class IndexUnavailable(Exception):
+    """The vector store did not answer, even after retries."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """A connection-level failure of a Chroma server (refused, reset, timed out)."""
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx comes with chromadb
+        return isinstance(exc, ConnectionError)
+    return isinstance(exc, (httpx.TransportError, ConnectionError))
 
 
 @dataclass
@@ -50,6 +68,8 @@ class _Job:
 
 
 class Indexer:
+    retry_delays: tuple[float, ...] = (0.5, 1, 2, 4, 8)
+
     def __init__(self, db: Database, index: ChunkIndex, embedder, chunker: Chunker,
                  *, batch_texts: int = 1024):
         self.db = db
@@ -57,6 +77,28 @@ class Indexer:
         self.embedder = embedder
         self.chunker = chunker
         self.batch_texts = batch_texts
+
+    def _store(self, what: str, call: Callable, *args):
+        """``call(*args)`` on the index, retried while the server is unreachable (every write
+        here is idempotent: upserts by id, deletes of ids)."""
+        for delay in (*self.retry_delays, None):
+            try:
+                return call(*args)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if delay is None:
+                    raise IndexUnavailable(
+                        f"the vector store (Chroma) stopped answering while {what} "
+                        f"({exc.__class__.__name__}: {exc}), also after "
+                        f"{len(self.retry_delays)} retries over {sum(self.retry_delays):g} s. "
+                        "Start the Chroma server again (`docker compose up -d chroma`, or "
+                        "`chroma run`; its address is OPENOPS_CHROMA_URL) and run the same "
+                        "command again: the channels not yet indexed are still marked, so "
+                        "nothing is lost or indexed twice") from exc
+                log.warning("Chroma did not answer while %s (%s); retrying in %s s", what,
+                            exc.__class__.__name__, delay)
+                time.sleep(delay)
 
     def dirty_channels(self) -> list[str]:
         with self.db.session() as s:
@@ -137,7 +179,7 @@ class Indexer:
             return None
         info, msgs, docs, seq = loaded
         chunks = self.chunker.chunk_channel(info, msgs, docs)
-        existing = self.index.channel_hashes(cid)
+        existing = self._store("reading a channel's chunks", self.index.channel_hashes, cid)
         todo = [c for c in chunks if existing.get(c.id) != c.hash]
         keep = {c.id for c in chunks}
         stale = [i for i in existing if i not in keep]
@@ -166,13 +208,14 @@ class Indexer:
         transaction: until it commits, the channels stay dirty and are redone after a crash."""
         stale = [i for j in jobs for i in j.stale]
         if stale:
-            self.index.delete(stale)
+            self._store("deleting chunks", self.index.delete, stale)
         todo = [(c, j.embeddings[n]) for j in jobs for n, c in enumerate(j.todo)]
         if todo:
             import numpy as np
 
-            self.index.upsert([c.id for c, _ in todo], np.stack([e for _, e in todo]),
-                              [c.text for c, _ in todo], [c.metadata for c, _ in todo])
+            self._store("writing chunks", self.index.upsert, [c.id for c, _ in todo],
+                        np.stack([e for _, e in todo]), [c.text for c, _ in todo],
+                        [c.metadata for c, _ in todo])
         with self.db.session() as s:
             for j in jobs:
                 s.execute(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .bulk import BulkLoader, LoadReport
 from .chunking import Chunker
+from .files.limits import Limits
 from .indexer import Indexer, IndexReport
 
 
@@ -41,6 +42,7 @@ def ingest_path(
     on_load: Callable[[LoadReport], None] | None = None,
     on_index: Callable[[IndexReport, int], None] | None = None,
 ) -> IngestReport:
-    load = BulkLoader(runtime.db, on_line=on_load).load(path)
+    load = BulkLoader(runtime.db, on_line=on_load,
+                      limits=Limits.from_settings(runtime.settings)).load(path)
     index = make_indexer(runtime).run(progress=on_index)
     return IngestReport(load, index)

@@ -53,6 +53,28 @@ class Settings(BaseSettings):
     window_gap_minutes: int = Field(
         30, description="A pause longer than this starts a new window of un-threaded posts."
     )
+    file_max_mb: float = Field(
+        50, description="Attachments larger than this are reported and not indexed."
+    )
+    file_max_pages: int = Field(
+        2000, description="PDF pages or PowerPoint slides above which a file is skipped."
+    )
+    file_timeout_s: float = Field(
+        60,
+        description="Seconds one attachment may take to extract (in a worker process that is "
+        "stopped at the deadline); 0 extracts in-process without a deadline.",
+    )
+    file_max_ratio: float = Field(
+        200, description="Compression ratio above which a ZIP member (.zip, .docx, .pptx) is a bomb."
+    )
+    file_max_unpacked_mb: float = Field(
+        500, description="Total uncompressed size one ZIP container (.zip, .docx, .pptx) may have."
+    )
+    file_max_nesting: int = Field(
+        3,
+        description="ZIP containers inside one another, the attachment counted (3: a .docx in a "
+        ".zip in a .zip).",
+    )
     api_key: str | None = Field(
         None, description="Bearer token the HTTP API requires. Required unless --insecure-local."
     )

@@ -52,6 +52,13 @@ class ExtractionError(Exception):
             parts.append(hint)
         super().__init__(". ".join(p.rstrip(". ") for p in parts) + ".")
 
+    def __reduce__(self):  # -- crosses the extraction worker's pipe with its parts intact --
+        return _rebuild_error, (self.reason, self.filename, self.hint)
+
+
+def _rebuild_error(reason: str, filename: str | None, hint: str | None) -> ExtractionError:
+    return ExtractionError(reason, filename=filename, hint=hint)
+
 
 @dataclass
 class Extracted:

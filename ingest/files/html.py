@@ -6,10 +6,11 @@ import html
 import re
 
 from .common import Extracted, clean_inline, decode_text
+from .limits import Budget
 from .offline import elements_to_text, first_title, prepare_unstructured
 
 
-def read_html(name: str, data: bytes) -> Extracted:
+def read_html(name: str, data: bytes, budget: Budget) -> Extracted:
     source = decode_text(name, data, is_html=True)
     prepare_unstructured()
     from unstructured.partition.html import partition_html

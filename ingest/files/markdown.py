@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 from .common import Extracted, decode_text
+from .limits import Budget
 from .offline import elements_to_text, first_title, prepare_unstructured
 
 
-def read_markdown(name: str, data: bytes) -> Extracted:
+def read_markdown(name: str, data: bytes, budget: Budget) -> Extracted:
     source = decode_text(name, data)
     front_title, body = _split_front_matter(source)
     prepare_unstructured()

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import TYPE_CHECKING
 
 from .common import OLE_MAGIC, ZIP_MAGIC, Extracted, ExtractionError, clean_block, clean_inline, short
+from .limits import Budget, check_pages, check_zip
 from .offline import elements_to_text, first_title, prepare_unstructured
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from unstructured.documents.elements import Element
 
-# -- Upper bound on the uncompressed size of a .docx/.pptx package (zip-bomb guard). --
-_MAX_OOXML_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024
+_SLIDE_RE = re.compile(r"ppt/slides/slide\d+\.xml")
 
 
-def read_docx(name: str, data: bytes) -> Extracted:
-    package = open_ooxml(name, data, required="word/document.xml", app="Word", ext=".docx")
+def read_docx(name: str, data: bytes, budget: Budget) -> Extracted:
+    package = open_ooxml(name, data, budget, required="word/document.xml", app="Word",
+                         ext=".docx")
     prepare_unstructured()
     from unstructured.partition.docx import partition_docx
 
@@ -33,10 +35,12 @@ def read_docx(name: str, data: bytes) -> Extracted:
     return Extracted(text=text, kind="file", title=title)
 
 
-def read_pptx(name: str, data: bytes) -> Extracted:
+def read_pptx(name: str, data: bytes, budget: Budget) -> Extracted:
     package = open_ooxml(
-        name, data, required="ppt/presentation.xml", app="PowerPoint", ext=".pptx"
+        name, data, budget, required="ppt/presentation.xml", app="PowerPoint", ext=".pptx"
     )
+    slides_in_package = sum(1 for n in package.namelist() if _SLIDE_RE.fullmatch(n))
+    check_pages(name, slides_in_package, budget.limits, what="slides")
     prepare_unstructured()
     from unstructured.partition.pptx import partition_pptx
 
@@ -83,7 +87,8 @@ def _pptx_slide_notes(data: bytes) -> dict[int, str]:
 
 
 
-def open_ooxml(name: str, data: bytes, *, required: str, app: str, ext: str) -> zipfile.ZipFile:
+def open_ooxml(name: str, data: bytes, budget: Budget, *, required: str, app: str, ext: str
+               ) -> zipfile.ZipFile:
     """Check that ``data`` is an Office Open XML package containing ``required``."""
     if data.startswith(OLE_MAGIC):
         raise ExtractionError(
@@ -113,12 +118,7 @@ def open_ooxml(name: str, data: bytes, *, required: str, app: str, ext: str) -> 
             filename=name,
             hint=f"Open it in {app} and save it as {ext}",
         )
-    if sum(info.file_size for info in infos) > _MAX_OOXML_UNCOMPRESSED_BYTES:
-        raise ExtractionError(
-            f"the {ext} package expands to more than {_MAX_OOXML_UNCOMPRESSED_BYTES // 2**20} MiB",
-            filename=name,
-            hint="Split the document or remove large embedded media",
-        )
+    check_zip(name, package, budget)
     return package
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .common import Extracted, ExtractionError, clean_inline, short
+from .limits import Budget, LimitExceeded, check_pages
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------------------
 
 
-def read_pdf(name: str, data: bytes) -> Extracted:
+def read_pdf(name: str, data: bytes, budget: Budget) -> Extracted:
     if b"%PDF-" not in data[:1024]:
         raise ExtractionError(
             "not a valid PDF (the %PDF- header is missing)",
@@ -59,6 +60,9 @@ def read_pdf(name: str, data: bytes) -> Extracted:
             hint="Print or export it to a new unencrypted PDF and upload that",
         ) from exc
 
+    # -- The page tree's declared count first (cheap), then the pages actually met, which a
+    # -- crafted file cannot understate. --
+    check_pages(name, _declared_pages(document), budget.limits)
     resources = PDFResourceManager(caching=True)
     # -- all_texts: also analyse text inside Form XObjects/figures (unstructured extracts those too)
     device = PDFPageAggregator(resources, laparams=LAParams(all_texts=True))
@@ -68,11 +72,16 @@ def read_pdf(name: str, data: bytes) -> Extracted:
     first_page: list[tuple[str, float | None]] = []
     page_errors: list[Exception] = []
     page_iter = iter(PDFPage.create_pages(document))
+    seen = 0
     while True:
         try:
             page = next(page_iter)
+            seen += 1
+            check_pages(name, seen, budget.limits)
         except StopIteration:
             break
+        except LimitExceeded:
+            raise
         except Exception as exc:  # -- broken page tree: keep pages read so far
             logger.debug("page tree of %s is broken", name, exc_info=True)
             page_errors.append(exc)
@@ -99,6 +108,17 @@ def read_pdf(name: str, data: bytes) -> Extracted:
         ) from first
     title = _pdf_info_title(document) or _pdf_heading_title(first_page)
     return Extracted(text="\n\n".join(pages), kind="file", title=title)
+
+
+def _declared_pages(document: Any) -> int:
+    """``/Count`` of the root page tree, 0 if missing or malformed."""
+    from pdfminer.pdftypes import resolve1
+
+    try:
+        count = resolve1(resolve1(document.catalog["Pages"])["Count"])
+        return int(count) if isinstance(count, int) else 0
+    except Exception:  # noqa: BLE001 - the real count is checked page by page anyway
+        return 0
 
 
 def _pdf_text_boxes(container: Any) -> Iterable[Any]:

@@ -7,13 +7,14 @@ import csv
 import io
 
 from .common import Extracted, ExtractionError, clean_inline, decode_text, normalize_document, short
+from .limits import Budget
 
 # ------------------------------------------------------------------------------------------------
 # Plain text, logs, CSV
 # ------------------------------------------------------------------------------------------------
 
 
-def read_text(name: str, data: bytes) -> Extracted:
+def read_text(name: str, data: bytes, budget: Budget) -> Extracted:
     source = decode_text(name, data)
     text = normalize_document(source)
     title = None if name.lower().endswith(".log") else _plain_text_title(text)
@@ -33,7 +34,7 @@ def _plain_text_title(text: str) -> str | None:
     return first
 
 
-def read_csv(name: str, data: bytes) -> Extracted:
+def read_csv(name: str, data: bytes, budget: Budget) -> Extracted:
     source = decode_text(name, data)
     sample = source[:64_000]
     try:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 
 from .common import Cue, Extracted, ExtractionError, clean_inline, decode_text
+from .limits import Budget
 
 # ------------------------------------------------------------------------------------------------
 # WebVTT
@@ -144,7 +145,7 @@ def _apply_name_prefix_speakers(cues: list[Cue]) -> None:
             cue.text = match.group("text").strip()
 
 
-def read_vtt(name: str, data: bytes) -> Extracted:
+def read_vtt(name: str, data: bytes, budget: Budget) -> Extracted:
     source = decode_text(name, data)
     try:
         cues = parse_webvtt(source)

@@ -26,6 +26,7 @@ from ingest.files import (
     parse_webvtt,
 )
 from ingest.files import offline as offline_module
+from ingest.files.limits import default_limits
 
 try:  # -- tests/integration may or may not be a package; support both layouts --
     from . import conftest_extract_helpers as helpers  # type: ignore[no-redef]
@@ -34,9 +35,15 @@ except ImportError:
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    """No network and no warm caches for the test. Any attempt to connect fails the test."""
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest):
+    """No network and no warm caches for the test. Any attempt to connect fails the test.
+    The guard watches this process, so extraction runs here, not in the deadline worker
+    (OPENOPS_FILE_TIMEOUT_S=0; tests/integration/test_limits.py covers the worker)."""
     helpers.isolate_caches(monkeypatch, tmp_path_factory.mktemp("empty-home"))
+    monkeypatch.setenv("OPENOPS_FILE_TIMEOUT_S", "0")
+    default_limits.cache_clear()
+    request.addfinalizer(default_limits.cache_clear)
     guard = helpers.install_network_guard(monkeypatch)
     yield guard
     if guard.attempts:
