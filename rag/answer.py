@@ -31,7 +31,7 @@ from .db import (
 )
 from .errors import InvalidRequest, NotFound, OpenOpsError
 from .extractive import Extractive, Sentence
-from .guard import StreamSanitizer
+from .guard import StreamGuard, guard_markdown
 from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, find_user, readable_scope
@@ -367,7 +367,7 @@ class AnswerService:
             for sent in picked:
                 who = f"{sent.author}: " if sent.author else ""
                 lines.append(f"- {who}{sent.text} [{sources[sent.source].n}]")
-            text = "\n".join(lines)
+            text = guard_markdown("\n".join(lines), allowed)  # quoted sources, guarded too
             gen.text = text
             for piece in re.findall(r"\S+\s*|\s+", text):
                 yield piece
@@ -386,7 +386,7 @@ class AnswerService:
                        allowed: set[str]) -> AsyncIterator[str]:
         """The model's stream through the output guard (no images, HTML or foreign links)."""
         assert self.generator is not None
-        guard = StreamSanitizer(allowed)
+        guard = StreamGuard(allowed)
         async for delta in self.generator.astream(msgs, gen):
             out = guard.feed(delta)
             if out:
@@ -595,7 +595,7 @@ class AnswerService:
         if self.generator is None:
             res = self.extractive.summarize([s.text for s in sources],
                                             boost=[f"@{user.username}", user.first_name])
-            text = _render_summary(title, reader, res, sources)
+            text = guard_markdown(_render_summary(title, reader, res, sources))
             gen.text = text
             for piece in re.findall(r"\S+\s*|\s+", text):
                 yield piece
