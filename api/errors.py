@@ -13,6 +13,10 @@ class Unauthorised(Exception):
     pass
 
 
+class ServiceUnavailable(OpenOpsError):
+    status = 503
+
+
 class Forbidden(Exception):
     def __init__(self, message: str):
         super().__init__(message)
@@ -35,8 +39,9 @@ async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 async def unauthorised(_: Request, __: Exception) -> JSONResponse:
     return JSONResponse(status_code=401, headers={"WWW-Authenticate": "Bearer"},
-                        content={"error": "missing or wrong API key: send "
-                                          "`Authorization: Bearer <OPENOPS_API_KEY>`"})
+                        content={"error": "missing or wrong credentials: send `Authorization: "
+                                          "Bearer <OPENOPS_API_KEY>` or a Mattermost personal "
+                                          "access token, or sign in with Mattermost"})
 
 
 async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:

@@ -21,7 +21,8 @@ KEY = "test-key-123"
 
 @pytest.fixture
 def server(make_runtime, tmp_path):
-    rt = make_runtime(api_key=KEY, mattermost_url="https://chat.example.com")
+    # permalinks only: no Mattermost server to verify people's tokens with
+    rt = make_runtime(api_key=KEY, mattermost_public_url="https://chat.example.com")
     ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
     with serve_app(create_app(rt)) as base:
         yield base
