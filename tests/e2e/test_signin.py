@@ -54,6 +54,7 @@ def make_server(make_runtime, tmp_path, mm):
         overrides.update(settings)
         rt = make_runtime(**overrides)
         ingest_path(rt, path)
+        start.runtime = rt
         return stack.enter_context(serve_app(create_app(rt, insecure_local=insecure_local)))
 
     yield start
@@ -134,6 +135,21 @@ def test_tokens_are_cached_briefly_then_revocation_holds(make_server, mm):
     r = httpx.post(fresh + "/v1/search", json=q, headers=bearer(alice))
     assert r.status_code == 401 and "error" in r.json()
     mm.token_for(_user(mm, "alice.a")["id"])  # a new token for the other tests
+
+
+def test_a_person_is_never_a_mirror_user_who_merely_holds_their_name(make_server, mm):
+    """A live-synced mirror user keeps their Mattermost id; someone else who now holds the
+    username in Mattermost (renamed accounts) does not become them."""
+    from rag.db import User
+
+    frank = mm.add_user(f"frank{secrets.token_hex(3)}")
+    base = make_server()
+    with make_server.runtime.db.session() as s:
+        s.add(User(id="x" * 26, username=frank["username"]))  # another account, synced earlier
+        s.commit()
+    r = httpx.post(base + "/v1/search", json={"query": "lasagna"},
+                   headers=bearer(mm.token_for(frank["id"])))
+    assert r.status_code == 404 and frank["id"] in r.json()["error"], r.text
 
 
 def test_a_wrong_token_is_401(make_server):
