@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from rag.errors import OpenOpsError
 
@@ -48,7 +49,26 @@ async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
     return JSONResponse(status_code=403, content={"error": exc.message})
 
 
+_HTTP_FIXES = {
+    400: "the body could not be parsed: send UTF-8 JSON with `Content-Type: application/json`",
+    404: "no such endpoint: the API is described at /openapi.json",
+    405: "method not allowed here: the API is described at /openapi.json",
+}
+
+
+async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own errors (unknown path, wrong method, unparsable body), as
+    JSON with an ``error`` like every other."""
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    fix = _HTTP_FIXES.get(exc.status_code)
+    message = f"{detail}: {fix}" if detail and fix and detail != "Not Found" else (
+        fix or detail or "request refused")
+    return JSONResponse(status_code=exc.status_code, content={"error": message},
+                        headers=getattr(exc, "headers", None))
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(OpenOpsError, domain_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(Unauthorised, unauthorised)
