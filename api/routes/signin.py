@@ -82,6 +82,11 @@ async def callback(request: Request):
         return _not_configured()
     try:
         token = await client.authorize_access_token(request)
+        if not token.get("access_token"):  # Mattermost answers a refused code with an AppError
+            return JSONResponse(status_code=400, content={
+                "error": f"sign-in failed: Mattermost refused the code "
+                         f"({token.get('message') or token.get('id') or 'no reason given'}); "
+                         "start again at /auth/login"})
         r = await client.get("users/me", token=token)
     except OAuthError as exc:
         return JSONResponse(status_code=400, content={

@@ -258,6 +258,19 @@ def test_a_forged_or_replayed_callback_signs_nobody_in(signed_in_server, mm):
     assert client.get("/auth/session").json()["user"] is None
 
 
+def test_a_refused_code_exchange_signs_nobody_in(make_server, mm):
+    app = mm.add_oauth_app("OpenOps", [], is_trusted=True)
+    base = make_server(oauth={**app, "client_secret": "not-the-secret"})  # misconfigured
+    mm.oauth_apps[app["id"]]["callback_urls"] = [base + "/auth/callback"]
+    client = httpx.Client(base_url=base, timeout=30)
+    authorize = client.get("/auth/login").headers["location"]
+    back = httpx.get(authorize, cookies={"MMAUTHTOKEN": mm.token_for(_user(mm, "alice.a")["id"])},
+                     verify=mm.ssl_context()).headers["location"]
+    r = client.get(back.removeprefix(base))
+    assert r.status_code == 400 and "Mattermost refused the code" in r.json()["error"], r.text
+    assert client.get("/auth/session").json()["user"] is None
+
+
 def test_sign_in_is_404_when_not_configured(make_server):
     base = make_server()
     r = httpx.get(base + "/auth/login")
