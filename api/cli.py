@@ -210,12 +210,17 @@ def serve(
     from api.app import create_app
 
     rt = _runtime()
-    if not rt.settings.api_key and not insecure_local:
+    signin = bool(rt.settings.oauth_client_id)
+    if not rt.settings.api_key and not insecure_local and not signin:
         _fail("OPENOPS_API_KEY is not set. Set it (clients send `Authorization: Bearer <key>`), "
+              "or set up sign-in with Mattermost (OPENOPS_OAUTH_CLIENT_ID and _SECRET), "
               "or pass --insecure-local to run unauthenticated on 127.0.0.1 only.", code=2)
     if insecure_local and not rt.settings.api_key:
         host = "127.0.0.1"
-    application = create_app(rt, insecure_local=insecure_local and not rt.settings.api_key)
+    try:
+        application = create_app(rt, insecure_local=insecure_local and not rt.settings.api_key)
+    except ValueError as exc:
+        _fail(f"{exc}.", code=2)
     console.print("loading the embedding model...")
     rt.embedder  # noqa: B018 - load before accepting requests, so the first query is fast
     _warm_in_background(rt)

@@ -103,6 +103,43 @@ class Settings(BaseSettings):
         description="Token of the /openops slash command (Mattermost shows it when the command "
         "is created); requests to /mattermost/command without it are refused.",
     )
+    oauth_client_id: str | None = Field(
+        None,
+        description="Client ID of the OAuth 2.0 application registered in Mattermost (System "
+        "Console > Integrations > OAuth 2.0 Applications): the playground's \"Sign in with "
+        "Mattermost\". Needs OPENOPS_OAUTH_CLIENT_SECRET, OPENOPS_SESSION_SECRET and "
+        "OPENOPS_MATTERMOST_URL.",
+    )
+    oauth_client_secret: str | None = Field(
+        None, description="Client secret of that OAuth 2.0 application."
+    )
+    public_url: str | None = Field(
+        None,
+        description="URL people open OpenOps at (https://openops.example.com); the OAuth callback "
+        "URL to register is <this>/auth/callback. Default: the URL of each request.",
+    )
+    session_secret: str | None = Field(
+        None,
+        description="Secret (32+ random characters) that signs the sign-in session cookie. "
+        "Changing it signs everyone out.",
+    )
+    session_hours: float = Field(
+        8, gt=0, description="A signed-in session lasts this long; then people sign in again."
+    )
+    session_cookie_secure: bool | None = Field(
+        None,
+        description="Mark the session cookie Secure. Default: when the request came over HTTPS; "
+        "set true behind a TLS-terminating proxy that does not forward the scheme.",
+    )
+    token_cache_s: float = Field(
+        60,
+        ge=0,
+        description="A Mattermost token sent to the API is re-verified with GET /api/v4/users/me "
+        "after this many seconds: a revoked token keeps working at most this long.",
+    )
+    sse_ping_s: float = Field(
+        15, gt=0, description="Seconds between keep-alive pings on streamed (SSE) answers."
+    )
     bot_resync_minutes: float = Field(
         60, description="Re-read users, channels and memberships (and posts changed since each "
         "channel's cursor) this often: events about channels the bot is not in never reach it. "

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from api.auth import require_admin, require_key
+from api.auth import CallerDep, acting_user, require_admin
 from api.deps import RuntimeDep
 from api.models import errors
 from rag.errors import InvalidRequest
@@ -34,14 +34,15 @@ def users(runtime: RuntimeDep) -> dict:
                        "position": u.position, "guest": u.is_guest} for u in rows]}
 
 
-@router.get("/v1/scope", dependencies=[Depends(require_key)])
-def scope(runtime: RuntimeDep, user: str) -> dict:
+@router.get("/v1/scope", responses=errors(401, 403, 404, 422))
+def scope(request: Request, caller: CallerDep, runtime: RuntimeDep,
+          user: str | None = None) -> dict:
     """The channels a user may read right now (what a search or an answer draws on)."""
     from sqlalchemy import select
 
     from rag.db import Channel, Team
 
-    sc = runtime.search.scope_for(user)
+    sc = runtime.search.scope_for(acting_user(request, caller, user, where="query"))
     with runtime.db.session() as s:
         chans = list(s.scalars(select(Channel).where(Channel.id.in_(list(sc.channels)))))
         teams = {t.id: t.name for t in s.scalars(select(Team))}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import require_key
+from api.auth import CallerDep, acting_user
 from api.deps import RuntimeDep
 from api.models import errors
 from rag.search import MAX_K, SearchResult
@@ -14,7 +14,9 @@ router = APIRouter()
 
 
 class SearchRequest(BaseModel):
-    user: str = Field(..., min_length=1, description="Username (or user id) to search as.")
+    user: str | None = Field(
+        None, min_length=1, description="Username (or user id) to search as; a signed-in "
+        "person may omit it (a service key must name one).")
     query: str = Field(..., min_length=1, description="The search text.")
     k: int = Field(8, ge=1, le=MAX_K, description="Number of results.")
 
@@ -23,7 +25,7 @@ class SearchResponseModel(BaseModel):
     results: list[SearchResult]
 
 
-@router.post("/v1/search", response_model=SearchResponseModel, responses=errors(401, 404, 422),
-             dependencies=[Depends(require_key)])
-def search(body: SearchRequest, runtime: RuntimeDep) -> dict:
-    return runtime.search.search(body.user, body.query, body.k).to_dict()
+@router.post("/v1/search", response_model=SearchResponseModel, responses=errors(401, 403, 404, 422))
+def search(body: SearchRequest, request: Request, caller: CallerDep, runtime: RuntimeDep) -> dict:
+    user = acting_user(request, caller, body.user)
+    return runtime.search.search(user, body.query, body.k).to_dict()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import require_key
+from api.auth import CallerDep, acting_user
 from api.deps import RuntimeDep
 from api.models import SSE_RESPONSE, errors
 from api.sse import first_checked, sse
@@ -19,7 +19,9 @@ router = APIRouter()
 
 
 class SummaryRequest(BaseModel):
-    user: str = Field(..., min_length=1)
+    user: str | None = Field(
+        None, min_length=1, description="Username (or user id) asking; a signed-in person "
+        "may omit it (a service key must name one).")
     kind: Literal["thread", "channel", "meeting"]
     thread_id: str | None = Field(None, description="A post of the thread (kind=thread).")
     channel_id: str | None = Field(None, description="Channel id or name (kind=channel).")
@@ -41,12 +43,13 @@ class SummaryResponse(BaseModel):
 
 
 @router.post("/v1/summaries", response_model=SummaryResponse,
-             responses={200: SSE_RESPONSE, **errors(401, 404, 422)},
-             dependencies=[Depends(require_key)])
-async def summaries(body: SummaryRequest, runtime: RuntimeDep):
+             responses={200: SSE_RESPONSE, **errors(401, 403, 404, 422)})
+async def summaries(body: SummaryRequest, request: Request, caller: CallerDep,
+                    runtime: RuntimeDep):
     """Summarise a thread, a channel since a time or over the last N days, or a meeting
     transcript: key points, decisions, action items, open questions. The returned
     `conversation_id` takes follow-up questions through /v1/ask."""
+    user = acting_user(request, caller, body.user)
     transcript = None
     if body.transcript:
         from ingest.files import ExtractionError, extract
@@ -56,11 +59,11 @@ async def summaries(body: SummaryRequest, runtime: RuntimeDep):
         except ExtractionError as exc:
             raise InvalidRequest(f"transcript: {exc}") from exc
     events = runtime.summaries.events(
-        body.user, body.kind, thread_id=body.thread_id, channel_id=body.channel_id,
+        user, body.kind, thread_id=body.thread_id, channel_id=body.channel_id,
         since=body.since, days=body.days, file_id=body.file_id, transcript=transcript)
     events = await first_checked(events)
     if body.stream:
-        return sse(events)
+        return sse(request, events)
     text, sources, done = await collect(events)
     return {"summary": text, "title": done["title"], "sources": sources,
             "conversation_id": done["conversation_id"], "answer_id": done["answer_id"],

@@ -54,6 +54,8 @@
     apiKey: sessionStorage.getItem("openops.apiKey") || "",
     adminKey: sessionStorage.getItem("openops.adminKey") || "",
     users: null,
+    me: null, // signed in with Mattermost: {id, username}; then the session cookie is the key
+    csrf: "",
     user: null, // {username, name, position, guest}
     scope: [],
     conversationId: null,
@@ -108,9 +110,18 @@
 
   function headers(admin) {
     const out = { "Content-Type": "application/json", Accept: "application/json" };
+    if (state.me) { // the session cookie goes along by itself; changes need the CSRF token
+      out["X-CSRF-Token"] = state.csrf;
+      return out;
+    }
     const key = admin ? (state.adminKey || state.apiKey) : state.apiKey;
     if (NEEDS_KEY && key) out.Authorization = `Bearer ${key}`;
     return out;
+  }
+
+  /** Who a request acts as: nobody to name when signed in (the server knows), else the pick. */
+  function asWho() {
+    return state.me ? {} : { user: state.user.username };
   }
 
   async function failure(resp) {
@@ -119,7 +130,8 @@
       const body = await resp.json();
       if (body && body.error) msg = body.error;
     } catch (_) { /* not JSON */ }
-    if (resp.status === 401 && NEEDS_KEY) showKeys("The API key was refused: check it.");
+    if (resp.status === 401 && state.me) signedOut("Your session has ended: sign in again.");
+    else if (resp.status === 401 && NEEDS_KEY) showKeys("The API key was refused: check it.");
     return new ApiError(msg, resp.status);
   }
 
@@ -180,7 +192,10 @@
   function renderMode() {
     const m = $("#mode");
     m.replaceChildren();
-    if (!NEEDS_KEY) {
+    if (state.me) {
+      m.className = "mode ok";
+      m.append(h("strong", { text: "Signed in" }), ` · as @${state.me.username}`);
+    } else if (!NEEDS_KEY) {
       m.className = "mode warn";
       m.append(h("strong", { text: "Local mode" }), " · no key, loopback only (--insecure-local)");
     } else if (state.apiKey) {
@@ -205,6 +220,58 @@
       if (!p) { p = h("p", { class: "error", role: "alert" }); panel.append(p); }
       p.textContent = message;
     } else if (p) p.remove();
+  }
+
+  // ---- sign-in ----------------------------------------------------------------------------
+  /** Signed in with Mattermost: no keys, no user picker; the person asks as themselves. */
+  function signedIn(me, csrf) {
+    state.me = me;
+    state.csrf = csrf;
+    $("#signin").hidden = false;
+    $("#signed-out").hidden = true;
+    $("#signed-in").hidden = false;
+    $("#signed-in-as").textContent = `Signed in as @${me.username}.`;
+    $("#keys").hidden = true;
+    $("#picker-select").hidden = true;
+    $("#picker-text").hidden = true;
+    renderMode();
+    selectUser(me.username);
+  }
+
+  function signedOut(message) {
+    state.me = null;
+    state.csrf = "";
+    $("#signin").hidden = false;
+    $("#signed-out").hidden = false;
+    $("#signed-in").hidden = true;
+    let p = $("#signin").querySelector(".error");
+    if (message) {
+      if (!p) { p = h("p", { class: "error", role: "alert" }); $("#signin").append(p); }
+      p.textContent = message;
+    } else if (p) p.remove();
+  }
+
+  async function signOut() {
+    try {
+      const resp = await fetch("/auth/logout", { method: "POST", headers: headers(false) });
+      if (!resp.ok) throw await failure(resp);
+    } catch (err) {
+      announce(`Sign-out failed: ${err.message}`);
+      return;
+    }
+    window.location.reload();
+  }
+
+  /** Ask the server who this browser is signed in as (GET /auth/session needs no key). */
+  async function loadSession() {
+    try {
+      const resp = await fetch("/auth/session", { headers: { Accept: "application/json" } });
+      if (!resp.ok) return false;
+      const s = await resp.json();
+      if (s.user) { signedIn(s.user, s.csrf_token || ""); return true; }
+      if (s.sign_in) signedOut(null);
+    } catch (_) { /* an API without sign-in: keys as before */ }
+    return false;
   }
 
   // ---- users ------------------------------------------------------------------------------
@@ -263,7 +330,8 @@
     const box = $("#scope");
     box.replaceChildren(h("p", { class: "hint", text: "Loading…" }));
     try {
-      const body = await getJSON(`/v1/scope?user=${encodeURIComponent(username)}`, false);
+      const body = await getJSON(state.me ? "/v1/scope"
+        : `/v1/scope?user=${encodeURIComponent(username)}`, false);
       if (!state.user || state.user.username !== username) return; // switched meanwhile
       state.scope = body.channels || [];
       renderScope(state.scope);
@@ -587,8 +655,7 @@
     try {
       const resp = await fetch("/v1/feedback", {
         method: "POST", headers: headers(false),
-        body: JSON.stringify({ user: state.user.username, answer_id: turn.done.answer_id,
-          rating }),
+        body: JSON.stringify({ ...asWho(), answer_id: turn.done.answer_id, rating }),
       });
       if (!resp.ok) throw await failure(resp);
       buttons.forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
@@ -664,7 +731,7 @@
   async function ask(question) {
     if (needUser()) return;
     const turn = newTurn("ask", question);
-    const payload = { user: state.user.username, question, stream: true };
+    const payload = { ...asWho(), question, stream: true };
     if (state.conversationId) payload.conversation_id = state.conversationId;
     await run(turn, "/v1/ask", payload, (done) => {
       if (done.conversation_id) {
@@ -677,7 +744,7 @@
   async function summarise() {
     if (needUser()) return;
     const kind = document.querySelector('input[name="kind"]:checked').value;
-    const payload = { user: state.user.username, kind, stream: true };
+    const payload = { ...asWho(), kind, stream: true };
     let label;
     if (kind === "thread") {
       const id = $("#sum-thread").value.trim();
@@ -711,7 +778,7 @@
   }
 
   // ---- wiring -----------------------------------------------------------------------------
-  function init() {
+  async function init() {
     renderMode();
     renderScope(null);
     syncKind();
@@ -730,6 +797,7 @@
       renderMode();
       loadUsers();
     });
+    $("#signout").addEventListener("click", signOut);
     $("#user-select").addEventListener("change", (ev) => selectUser(ev.target.value));
     $("#picker-text").addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -763,6 +831,7 @@
     document.querySelectorAll('input[name="kind"]').forEach((r) =>
       r.addEventListener("change", syncKind));
 
+    if (await loadSession()) return;
     if (NEEDS_KEY) {
       $("#api-key").value = state.apiKey;
       $("#admin-key").value = state.adminKey;

@@ -31,6 +31,19 @@ payloads and the slash-command developer docs), and the server code where the re
   ``in_channel``/``ephemeral`` responses, ``extra_responses`` and delayed responses on ``response_url``
   (``POST /hooks/commands/{id}``, 5 uses, 30 minutes) are handled like the server does.
 
+* OAuth 2.0 service provider (``oauth.yaml``; the flow as the developer docs page "Use OAuth2.0 with
+  Mattermost" and ``web/oauth.go`` describe it): apps registered with :meth:`add_oauth_app` (an OAuthApp
+  with the reference's fields); ``GET /oauth/authorize`` (``response_type=code``, ``client_id``,
+  ``redirect_uri``, ``state``, optional ``scope`` and PKCE ``code_challenge``/``code_challenge_method``)
+  needs a signed-in browser (``MMAUTHTOKEN`` cookie, else 302 to ``/login?redirect_to=``), refuses a
+  ``redirect_uri`` not among the app's ``callback_urls`` (an error page, never a redirect), and for a
+  trusted app (or one the user allowed: :meth:`allow_oauth_app`) redirects to ``redirect_uri`` with
+  ``code`` and ``state``; the consent page itself is the webapp's and is left out (403 page).
+  ``POST /oauth/access_token`` (form: ``grant_type=authorization_code``, ``client_id``,
+  ``client_secret`` (client_secret_post), ``code``, ``redirect_uri``, ``code_verifier``; or
+  ``grant_type=refresh_token``) answers ``{access_token, token_type: "bearer", expires_in, scope,
+  refresh_token}``; a code is single-use and lives 10 minutes. The access token is then a session
+  token of that user for ``/api/v4`` (e.g. ``GET /users/me``). :meth:`revoke_token` ends any token.
 * JSON is compact with ``Content-Type: application/json`` (no charset; mattermostautodriver checks).
   Test-side inspection: ``requests`` (method, path, JSON body), ``events`` (every published event),
   ``ephemerals``, ``server_errors`` (tracebacks of bugs in the double, answered with a 500).
@@ -229,6 +242,10 @@ class MattermostDouble:
         self.file_data: dict[str, bytes] = {}
         self.commands: dict[str, dict] = {}
         self.command_hooks: dict[str, dict] = {}
+        self.oauth_apps: dict[str, dict] = {}  # client id -> OAuthApp
+        self.oauth_allowed: set[tuple[str, str]] = set()  # (user id, client id) the user allowed
+        self._oauth_codes: dict[str, dict] = {}
+        self._oauth_refresh: dict[str, dict] = {}
         self.ephemerals: list[tuple[str, dict]] = []
         self.events: list[tuple[str, dict, dict]] = []  # every published (event, data, broadcast)
         self.requests: list[RecordedRequest] = []
@@ -1101,6 +1118,8 @@ class MattermostDouble:
         r.add_get(v4 + "/commands", self._list_commands)
         r.add_get(v4 + "/bots/{bot_user_id}", self._get_bot)
         r.add_post("/hooks/commands/{hook_id}", self._command_hook)
+        r.add_get("/oauth/authorize", self._oauth_authorize)
+        r.add_post("/oauth/access_token", self._oauth_access_token)
         return app
 
     @staticmethod
@@ -1715,3 +1734,133 @@ class MattermostDouble:
         self._command_response(self.commands[hook["command_id"]], hook["user_id"], hook["channel_id"],
                                hook["root_id"], response)
         return web.Response(text="ok", content_type="text/plain")
+
+    # ------------------------------------------------------------------ OAuth 2.0 service provider
+    @_on_loop
+    def add_oauth_app(self, name: str, callback_urls: list[str], *, is_trusted: bool = False,
+                      description: str = "", homepage: str = "https://example.com",
+                      icon_url: str = "") -> dict:
+        """Register an OAuth 2.0 app (what System Console > Integrations > OAuth 2.0 Applications
+        does); the returned OAuthApp holds ``id`` (the client id) and ``client_secret``."""
+        now = self._now()
+        app = {"id": new_id(), "client_secret": new_id(), "name": name, "description": description,
+               "icon_url": icon_url, "callback_urls": list(callback_urls), "homepage": homepage,
+               "is_trusted": is_trusted, "create_at": now, "update_at": now}
+        self.oauth_apps[app["id"]] = app
+        return copy.deepcopy(app)
+
+    @_on_loop
+    def allow_oauth_app(self, user_id: str, client_id: str) -> None:
+        """What the user's "Allow" on the consent page records."""
+        self._user(user_id)
+        self.oauth_allowed.add((user_id, client_id))
+
+    @_on_loop
+    def revoke_token(self, token: str) -> None:
+        """Revoke a session, OAuth access token or personal access token: it stops working at once."""
+        self.tokens.pop(token, None)
+        for rt, grant in list(self._oauth_refresh.items()):
+            if grant["access_token"] == token:
+                del self._oauth_refresh[rt]
+
+    @staticmethod
+    def _found(location: str) -> web.Response:
+        return web.Response(status=302, headers={"Location": location})
+
+    @staticmethod
+    def _web_error(status: int, message: str) -> web.Response:
+        """The server renders OAuth page errors as an HTML error page, never as a redirect."""
+        from html import escape
+
+        return web.Response(status=status, content_type="text/html",
+                            text=f"<!DOCTYPE html><html><body><p>{escape(message)}</p></body></html>")
+
+    @staticmethod
+    def _oauth_error(status: int, error_id: str, message: str) -> web.Response:
+        body = {"id": error_id, "message": message, "detailed_error": "", "request_id": new_id(),
+                "status_code": status, "is_oauth": True}
+        return _json_response(body, status)
+
+    async def _oauth_authorize(self, request: web.Request) -> web.Response:
+        from urllib.parse import urlencode
+
+        q = request.query
+        client_id, redirect_uri, state = q.get("client_id", ""), q.get("redirect_uri", ""), q.get("state", "")
+        app = self.oauth_apps.get(client_id)
+        if not _ID_RE.match(client_id) or app is None:
+            return self._web_error(400, "Invalid client id.")
+        if not redirect_uri or redirect_uri not in app["callback_urls"]:
+            return self._web_error(400, "The redirect URL provided is invalid")
+        try:
+            user_id = self._session_user(request.cookies.get("MMAUTHTOKEN", ""))
+        except ApiError:
+            return self._found("/login?" + urlencode({"redirect_to": str(request.rel_url)}))
+        if not (app["is_trusted"] or (user_id, client_id) in self.oauth_allowed):
+            return self._web_error(403, "The consent page is the webapp's; the double leaves it out: "
+                                        "register the app trusted or call allow_oauth_app()")
+        sep = "&" if "?" in redirect_uri else "?"
+        if q.get("response_type") != "code":
+            return self._found(redirect_uri + sep + urlencode(
+                {"error": "unsupported_response_type", "state": state}))
+        challenge, method = q.get("code_challenge", ""), q.get("code_challenge_method", "")
+        if challenge and method != "S256":
+            return self._found(redirect_uri + sep + urlencode(
+                {"error": "invalid_request", "state": state}))
+        code = new_id() + new_id()
+        self._oauth_codes[code] = {"client_id": client_id, "user_id": user_id, "redirect_uri": redirect_uri,
+                                   "scope": q.get("scope") or "user", "challenge": challenge,
+                                   "expires": time.time() + 600}
+        return self._found(redirect_uri + sep + urlencode({"code": code, "state": state}))
+
+    async def _oauth_access_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        grant, client_id = form.get("grant_type", ""), form.get("client_id", "")
+        if grant not in ("authorization_code", "refresh_token"):
+            return self._oauth_error(400, "api.oauth.get_access_token.bad_grant.app_error",
+                                     "invalid_request: Bad grant_type.")
+        if not _ID_RE.match(str(client_id)):
+            return self._oauth_error(400, "api.oauth.get_access_token.bad_client_id.app_error",
+                                     "invalid_request: Bad client_id.")
+        if not form.get("client_secret"):
+            return self._oauth_error(400, "api.oauth.get_access_token.bad_client_secret.app_error",
+                                     "invalid_request: Missing client_secret.")
+        app = self.oauth_apps.get(str(client_id))
+        if app is None or not secrets.compare_digest(str(form["client_secret"]), app["client_secret"]):
+            return self._oauth_error(403, "api.oauth.get_access_token.credentials.app_error",
+                                     "invalid_client: The client credentials are invalid.")
+        if grant == "refresh_token":
+            old = self._oauth_refresh.pop(str(form.get("refresh_token", "")), None)
+            if old is None or old["client_id"] != client_id:
+                return self._oauth_error(400, "api.oauth.get_access_token.refresh_token.app_error",
+                                         "invalid_grant: Invalid refresh token.")
+            self.tokens.pop(old["access_token"], None)
+            grant_data = old
+        else:
+            data = self._oauth_codes.pop(str(form.get("code", "")), None)  # single use
+            if data is None or data["client_id"] != client_id or data["expires"] < time.time():
+                return self._oauth_error(400, "api.oauth.get_access_token.expired_code.app_error",
+                                         "invalid_grant: Invalid or expired authorization code.")
+            if form.get("redirect_uri", "") != data["redirect_uri"]:
+                return self._oauth_error(400, "api.oauth.get_access_token.redirect_uri.app_error",
+                                         "invalid_request: Supplied redirect_uri does not match "
+                                         "authorization code redirect_uri.")
+            if data["challenge"]:
+                verifier = str(form.get("code_verifier", ""))
+                digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+                want = data["challenge"]
+                if not verifier or not secrets.compare_digest(digest.rstrip(b"=").decode(), want):
+                    return self._oauth_error(400, "api.oauth.get_access_token.pkce.app_error",
+                                             "invalid_grant: Invalid code_verifier.")
+            grant_data = data
+        if self.users[grant_data["user_id"]]["delete_at"]:
+            return self._oauth_error(401, "api.context.session_expired.app_error",
+                                     "Invalid or expired session, please login again.")
+        access, refresh = new_id(), new_id()
+        self.tokens[access] = grant_data["user_id"]
+        self._oauth_refresh[refresh] = {"client_id": client_id, "user_id": grant_data["user_id"],
+                                        "scope": grant_data["scope"], "access_token": access}
+        resp = _json_response({"access_token": access, "token_type": "bearer",
+                               "expires_in": 720 * 3600, "scope": grant_data["scope"],
+                               "refresh_token": refresh})
+        resp.headers["Cache-Control"], resp.headers["Pragma"] = "no-store", "no-cache"
+        return resp

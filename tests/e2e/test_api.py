@@ -21,7 +21,8 @@ KEY = "test-key-123"
 
 @pytest.fixture
 def server(make_runtime, tmp_path):
-    rt = make_runtime(api_key=KEY, mattermost_url="https://chat.example.com")
+    # permalinks only: no Mattermost server to verify people's tokens with
+    rt = make_runtime(api_key=KEY, mattermost_public_url="https://chat.example.com")
     ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
     with serve_app(create_app(rt)) as base:
         yield base
@@ -148,3 +149,13 @@ def test_insecure_local_binds_loopback_without_auth(tmp_path):
     out = log.read_text()
     assert "127.0.0.1" in out
     assert re.search(r"froze [1-9]\d{4,} start-up objects", out), out
+
+
+def test_serve_names_what_sign_in_still_needs(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENOPS_")}
+    env.update(OPENOPS_HOME=str(tmp_path), OPENOPS_OAUTH_CLIENT_ID="c" * 26,
+               OPENOPS_OAUTH_CLIENT_SECRET="s" * 26)
+    p = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", str(free_port())],
+                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "OPENOPS_MATTERMOST_URL" in p.stderr and "OPENOPS_SESSION_SECRET" in p.stderr

@@ -7,7 +7,9 @@ may not read the private channel, summarise a channel and ask a follow-up on the
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import shutil
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from api.app import create_app
 from ingest.pipeline import ingest_path
 from tests.conftest import ROOT, serve_app
+from tests.doubles.mattermost import MattermostDouble
 from tests.integration.test_permissions import FACTS, workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,10 +53,16 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 def _skip_without_browser() -> None:
+    """Skip where no browser can run, except in CI (env CI set): there, fail."""
+    problem = None
     if sync_playwright is None:
-        pytest.skip("the `playwright` Python package is not installed (.ci/run installs it)")
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run installs it)")
+        problem = "the `playwright` Python package is not installed (.ci/run installs it)"
+    elif not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        problem = f"{CHROMIUM} is missing: install Debian's chromium (.ci/run installs it)"
+    if problem and os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser tests: {problem}")
+    if problem:
+        pytest.skip(problem)
 
 
 @pytest.fixture
@@ -203,4 +212,105 @@ def test_playground_end_to_end(server):
         finally:
             browser.close()
     assert not external, f"the page tried to load external resources: {external}"
+    assert not problems, f"browser console errors: {problems}"
+
+
+# ---- Sign in with Mattermost, in the browser -----------------------------------------------------
+KEY = "playground-key-0123456789"
+
+
+@pytest.fixture
+def signin_server(make_runtime, tmp_path):
+    """The API with a key (no local mode) and sign-in with the Mattermost double as provider."""
+    _skip_without_browser()
+    with MattermostDouble() as mm:
+        team = mm.add_team("acme")
+        for name in ("alice.a", "bob.b"):
+            mm.add_to_team(team["id"], mm.add_user(name, first_name=name[0].upper())["id"])
+        app = mm.add_oauth_app("OpenOps", [], is_trusted=True)
+        rt = make_runtime(api_key=KEY, mattermost_url=mm.url, mattermost_ca_file=mm.ca_file,
+                          oauth_client_id=app["id"], oauth_client_secret=app["client_secret"],
+                          session_secret=secrets.token_urlsafe(32))
+        ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
+        with serve_app(create_app(rt)) as base:
+            mm.oauth_apps[app["id"]]["callback_urls"] = [base + "/auth/callback"]
+            yield base, mm
+
+
+@pytest.mark.timeout(120)
+def test_sign_in_with_mattermost_in_the_browser(signin_server):
+    base, mm = signin_server
+    alice = next(u for u in mm.users.values() if u["username"] == "alice.a")
+    external: list[str] = []
+    problems: list[str] = []
+    bodies: list[tuple[str, dict, dict]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            # signed in to Mattermost already (its HttpOnly session cookie); its test CA is
+            # not the system's, hence ignore_https_errors for the double's origin
+            context = browser.new_context(ignore_https_errors=True,
+                                          viewport={"width": 1280, "height": 800})
+            context.add_cookies([{"name": "MMAUTHTOKEN", "value": mm.token_for(alice["id"]),
+                                  "url": mm.url, "httpOnly": True, "secure": True}])
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+
+            def gate(route):  # OpenOps and the Mattermost server, nothing else
+                url = route.request.url
+                if url.startswith(base + "/") or url.startswith(mm.url + "/"):
+                    route.continue_()
+                else:
+                    external.append(url)
+                    route.abort()
+
+            page.route("**/*", gate)
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: r.url.startswith(base + "/v1/") and r.method == "POST"
+                    and bodies.append((r.url, json.loads(r.post_data or "{}"), r.headers)))
+
+            page.goto(base + "/")
+            expect(page.locator("#signin-link")).to_be_visible()
+            page.click("#signin-link")  # -> Mattermost /oauth/authorize -> /auth/callback -> /
+            page.wait_for_url(base + "/")
+            expect(page.locator("#signed-in-as")).to_contain_text("@alice.a")
+            expect(page.locator("#mode")).to_contain_text("Signed in")
+            # no username to type, no key to enter: she is who Mattermost says
+            expect(page.locator("#picker-text")).to_be_hidden()
+            expect(page.locator("#picker-select")).to_be_hidden()
+            expect(page.locator("#keys")).to_be_hidden()
+            expect(page.locator("#user-card")).to_contain_text("@alice.a")
+            expect(page.locator("#scope")).to_contain_text("eng-private")
+            session = next(c for c in context.cookies(base) if c["name"] == "openops_session")
+            assert session["httpOnly"] and session["sameSite"] == "Lax"
+            assert "openops_session" not in page.evaluate("document.cookie")
+
+            page.fill("#question", QUESTION)
+            page.keyboard.press("Enter")
+            turn = page.locator(".turn").last
+            expect(turn.locator(".answer-body")).to_contain_text("Tuesday", timeout=30_000)
+            _finished(turn)
+            turn.get_by_role("button", name="Good answer").click()
+            expect(turn.locator(".fb-status")).to_contain_text("Thanks")
+            url, body, headers = bodies[0]
+            assert url.endswith("/v1/ask") and "user" not in body
+            assert "authorization" not in headers and headers.get("x-csrf-token")
+            assert all("user" not in b for _, b, _ in bodies)
+
+            # a page elsewhere cannot use her cookie: the CSRF token is missing (and
+            # SameSite=Lax keeps the cookie off cross-site POSTs in the first place)
+            status = page.evaluate("""async () => (await fetch('/v1/ask', {method: 'POST',
+                headers: {'Content-Type': 'application/json'},
+                body: JSON.stringify({question: 'x'})})).status""")
+            assert status == 403
+
+            page.click("#signout")
+            expect(page.locator("#signin-link")).to_be_visible()
+            expect(page.locator("#signed-in")).to_be_hidden()
+            expect(page.locator("#keys")).to_be_visible()  # back to the key, as before
+        finally:
+            browser.close()
+    assert not external, f"the page tried to load external resources: {external}"
+    problems = [m for m in problems if "403" not in m]  # the refused forged fetch above
     assert not problems, f"browser console errors: {problems}"
