@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ class MattermostTokens:
 
     def __init__(self, settings):
         self.url = (settings.mattermost_url or "").rstrip("/")
-        self.verify = settings.mattermost_ca_file or True
+        self.verify: ssl.SSLContext | bool = True  # TLS is always verified
+        if settings.mattermost_ca_file:
+            self.verify = ssl.create_default_context(cafile=settings.mattermost_ca_file)
         self.ttl = settings.token_cache_s
         self._cache: OrderedDict[str, tuple[float, Person | None]] = OrderedDict()
 

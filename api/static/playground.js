@@ -231,6 +231,7 @@
     $("#signed-out").hidden = true;
     $("#signed-in").hidden = false;
     $("#signed-in-as").textContent = `Signed in as @${me.username}.`;
+    $(".tagline").textContent = "Answers drawn only from what you may read.";
     $("#keys").hidden = true;
     $("#picker-select").hidden = true;
     $("#picker-text").hidden = true;

@@ -293,6 +293,7 @@ def test_sign_in_with_mattermost_in_the_browser(signin_server):
             _finished(turn)
             turn.get_by_role("button", name="Good answer").click()
             expect(turn.locator(".fb-status")).to_contain_text("Thanks")
+            page.screenshot(path=str(ARTIFACT.with_name("playground-signed-in.png")), full_page=True)
             url, body, headers = bodies[0]
             assert url.endswith("/v1/ask") and "user" not in body
             assert "authorization" not in headers and headers.get("x-csrf-token")

@@ -152,10 +152,17 @@ def test_a_person_is_never_a_mirror_user_who_merely_holds_their_name(make_server
     assert r.status_code == 404 and frank["id"] in r.json()["error"], r.text
 
 
-def test_a_wrong_token_is_401(make_server):
-    base = make_server()
+def test_a_wrong_token_or_a_deactivated_person_is_401(make_server, mm):
+    base = make_server(token_cache_s=0)
     r = httpx.post(base + "/v1/search", json={"query": "x"}, headers=bearer("not-a-token"))
     assert r.status_code == 401 and "OPENOPS_API_KEY" in r.json()["error"]
+    gone = mm.add_user(f"gone{secrets.token_hex(3)}")
+    token = mm.token_for(gone["id"])
+    assert httpx.post(base + "/v1/search", json={"query": "x"},
+                      headers=bearer(token)).status_code == 404  # verified, not in the mirror
+    mm.deactivate_user(gone["id"])
+    assert httpx.post(base + "/v1/search", json={"query": "x"},
+                      headers=bearer(token)).status_code == 401
 
 
 # ---- Sign in with Mattermost -----------------------------------------------------------------
