@@ -393,6 +393,7 @@ def test_edited_and_deleted_posts_are_reflected_in_search(env):
          "deletion indexed")
 
 
+@pytest.mark.slow  # measured: 24 s
 def test_a_file_attached_to_a_new_post_is_fetched_and_indexed(env):
     d = env.double
     f = d.upload_file(env.uid("alice.a"), env.cid("random"), "runbook.md",
