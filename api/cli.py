@@ -165,7 +165,7 @@ def ask(
     import asyncio
 
     rt = _runtime()
-    done = asyncio.run(_stream(rt.answers.ask_events(as_user, question, conversation)))
+    done = asyncio.run(_stream(rt.asker.events(as_user, question, conversation)))
     if done:
         console.print(f"[dim]{done['model']} · {done['scope_channels']} channels in scope · "
                       f"conversation {done['conversation_id']} · answer {done['answer_id']}[/]")
@@ -186,7 +186,7 @@ def summarize(
         _fail("give exactly one of --thread ID, --channel NAME (with --days N) or --meeting ID")
     kind = "thread" if thread else "channel" if channel else "meeting"
     rt = _runtime()
-    events = rt.answers.summarize_events(as_user, kind, thread_id=thread, channel_id=channel,
+    events = rt.summaries.events(as_user, kind, thread_id=thread, channel_id=channel,
                                          days=days, file_id=file_id)
     done = asyncio.run(_stream(events))
     if done:
@@ -224,7 +224,7 @@ def serve(
 
 
 def _mattermost(rt):
-    from bot.mattermost import Mattermost, MattermostError
+    from ingest.mattermost.client import Mattermost, MattermostError
 
     s = rt.settings
     if not (s.mattermost_url and s.mattermost_token):
@@ -249,9 +249,9 @@ def sync(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bot.mattermost import MattermostError
-    from bot.mirror import Mirror
-    from bot.sync import Syncer
+    from ingest.mattermost.client import MattermostError
+    from ingest.mattermost.mirror import Mirror
+    from ingest.mattermost.sync import Syncer
     from ingest.pipeline import make_indexer
 
     rt = _runtime()
@@ -310,7 +310,7 @@ def mattermost_setup(
     OPENOPS_MATTERMOST_COMMAND_TOKEN."""
     import asyncio
 
-    from bot.mattermost import MattermostError
+    from ingest.mattermost.client import MattermostError
 
     rt = _runtime()
     mm = _mattermost(rt)

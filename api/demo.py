@@ -41,7 +41,7 @@ def main() -> int:
         table.add_column("asked by", style="bold", no_wrap=True)
         table.add_column("answer (extractive mode) and its sources")
         for user in users:
-            res = asyncio.run(rt.answers.ask(user, question))
+            res = asyncio.run(rt.asker.ask(user, question))
             body = "\n".join(res.answer.splitlines()[2:]) or res.answer
             where = ", ".join(sorted({f"~{x['channel_name']}" if x["channel_type"] in "OP"
                                       else x["channel_name"] for x in res.sources}))

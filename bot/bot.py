@@ -9,7 +9,9 @@
   answer longer than a post continues in the next one; a failure ends the post with a short
   error.
 * Every WebSocket event that changes content or permissions goes to the mirror in arrival
-  order; dirty channels are re-indexed in the background within a second.
+  order (:mod:`ingest.mattermost.events`); dirty channels are re-indexed in the background
+  within a second. The bot's own handlers (a post that may be a question, a reaction that may
+  be feedback) sit in a table by event type in front of that.
 * After any gap in the WebSocket (and at start), posts changed since each channel's cursor are
   fetched through REST and handled like live ones: nothing is missed, and a post the bot has
   taken up (``bot_triggers``) is never answered again, across restarts."""
@@ -17,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -26,31 +27,23 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from rag.answer import fmt_ms, now_ms
+from ingest.mattermost.client import EventStream, Mattermost, MattermostError
+from ingest.mattermost.events import EventMirror, json_field
+from ingest.mattermost.mirror import Mirror, mention
+from ingest.mattermost.refresh import Refresher
+from ingest.mattermost.sync import Syncer
+from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
+from rag.guard import StreamSanitizer
 from rag.permissions import audience_scope
-from rag.prompts import StreamSanitizer
-
-from .mattermost import EventStream, Mattermost, MattermostError
-from .mirror import IndexWorker, Mirror, mention
-from .sync import PER_PAGE, Syncer, pages
+from rag.util import fmt_ms, now_ms
 
 log = logging.getLogger("openops.bot")
 
 UP = {"+1", "thumbsup", "thumbs_up", "white_check_mark", "heavy_check_mark"}
 DOWN = {"-1", "thumbsdown", "thumbs_down"}
 BROADCAST = re.compile(r"@(channel|all|here)\b", re.I)
-
-
-def json_field(value):
-    """``data.post``, ``data.reaction``, ``data.channel`` arrive as JSON strings."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 def defang(text: str) -> str:
@@ -151,6 +144,10 @@ class Bot:
         self.worker = worker
         self.mirror = Mirror(runtime.db, on_dirty=worker.poke if worker else None)
         self.syncer = Syncer(mm, self.mirror)
+        self.refresher = Refresher(mm, self.mirror)
+        self.events = EventMirror(mm, self.mirror, self.syncer, self.refresher, self._spawn,
+                                  lambda: self.me.get("id", ""))
+        self.handlers = {"posted": self._on_posted, "reaction_added": self._on_reaction}
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self.stream: EventStream | None = None
@@ -210,9 +207,7 @@ class Bot:
         cursors = await asyncio.to_thread(self.mirror.cursors)
         watermark = max(cursors.values(), default=0)
         for ch in await self._my_channels():
-            known = await asyncio.to_thread(self.mirror.known_channel, ch["id"])
-            if not known:
-                await self._refresh_channel(ch["id"])
+            await self.events.ensure_channel(ch["id"])
             since = cursors.get(ch["id"], watermark)
             if not since:
                 continue
@@ -253,140 +248,26 @@ class Bot:
                 self._queue.task_done()
 
     async def handle(self, event: dict) -> None:
-        name = event.get("event")
-        data = event.get("data") or {}
-        bc = event.get("broadcast") or {}
-        m = self.mirror
-        if name == "posted":
-            post = json_field(data.get("post"))
-            if post:
-                await self._ensure_channel(post["channel_id"])
-                await asyncio.to_thread(m.apply_posts, [post])
-                if post.get("file_ids") and m.wants(post):
-                    self._spawn(self.syncer.files(post), "files")
-                await self._maybe_answer(post, data)
-        elif name == "post_edited":
-            post = json_field(data.get("post"))
-            if post:
-                await asyncio.to_thread(m.apply_posts, [post])
-        elif name == "post_deleted":
-            post = json_field(data.get("post"))
-            if post:
-                await asyncio.to_thread(m.delete_post, post)
-        elif name in ("channel_created", "channel_converted", "channel_restored"):
-            cid = data.get("channel_id") or bc.get("channel_id")
-            if cid:
-                await self._refresh_channel(cid)
-        elif name == "channel_updated":
-            ch = json_field(data.get("channel"))
-            if ch:
-                await asyncio.to_thread(m.upsert_channel, ch)
-        elif name == "channel_deleted":
-            cid = data.get("channel_id") or bc.get("channel_id")
-            if cid:
-                await asyncio.to_thread(m.set_channel_deleted, cid,
-                                        int(data.get("delete_at") or now_ms()))
-        elif name in ("direct_added", "group_added"):
-            cid = bc.get("channel_id") or data.get("channel_id")
-            if cid:
-                await self._refresh_channel(cid)
-        elif name == "user_added":
-            cid = bc.get("channel_id") or data.get("channel_id")
-            uid = data.get("user_id") or bc.get("user_id")
-            if cid and uid and not await asyncio.to_thread(m.add_channel_member, cid, uid):
-                await self._refresh_channel(cid)
-            tid = data.get("team_id")
-            if uid and tid and not await asyncio.to_thread(m.on_team, tid, uid):
-                # added_to_team goes to the user alone; joining a team lands people in its
-                # default channels, where the bot hears user_added: read their teams now
-                self._spawn(self.refresh_user(uid), "refresh-user")
-        elif name == "user_removed":
-            cid = data.get("channel_id") or bc.get("channel_id")
-            uid = data.get("user_id") or bc.get("user_id")
-            if cid and uid:
-                await asyncio.to_thread(m.remove_channel_member, cid, uid)
-        elif name == "added_to_team":
-            tid, uid = data.get("team_id"), data.get("user_id") or bc.get("user_id")
-            if tid and uid:
-                if uid == self.me.get("id"):  # the bot joined a team: read it, off the queue
-                    self._spawn(Syncer(self.mm, self.mirror).run({"team_id": tid},
-                                                                 incremental=True), "team-sync")
-                else:
-                    await asyncio.to_thread(m.add_team_member, tid, uid)
-        elif name == "leave_team":
-            tid, uid = data.get("team_id"), data.get("user_id") or bc.get("user_id")
-            if tid and uid:
-                await asyncio.to_thread(m.remove_team_member, tid, uid)
-        elif name == "user_updated":
-            user = json_field(data.get("user"))
-            if user and user.get("id"):
-                await asyncio.to_thread(m.upsert_user, user)
-        elif name == "new_user":
-            uid = data.get("user_id")
-            if uid:
-                await asyncio.to_thread(m.upsert_user, await self.mm.user(uid))
-        elif name == "reaction_added":
-            reaction = json_field(data.get("reaction"))
-            if reaction:
-                await self._feedback(reaction)
+        """The bot's own handler for the event's type, else the mirror's (if any)."""
+        handler = self.handlers.get(event.get("event") or "")
+        if handler is None:
+            await self.events.handle(event)
+        else:
+            await handler(event.get("data") or {}, event.get("broadcast") or {})
 
-    async def _ensure_channel(self, channel_id: str) -> None:
-        if not await asyncio.to_thread(self.mirror.known_channel, channel_id):
-            await self._refresh_channel(channel_id)
+    async def _on_posted(self, data: dict, bc: dict) -> None:
+        await self.events.posted(data, bc)
+        post = json_field(data.get("post"))
+        if post:
+            await self._maybe_answer(post, data)
 
-    async def _refresh_channel(self, channel_id: str) -> None:
-        try:
-            ch = await self.mm.channel(channel_id)
-            await asyncio.to_thread(self.mirror.upsert_channel, ch)
-            members = await pages(lambda n: self.mm.channel_members_page(channel_id, n, PER_PAGE))
-            await asyncio.to_thread(self.mirror.set_channel_members, channel_id, members)
-        except MattermostError as exc:
-            log.warning("refreshing channel %s failed: %s", channel_id, exc)
+    async def _on_reaction(self, data: dict, bc: dict) -> None:
+        reaction = json_field(data.get("reaction"))
+        if reaction:
+            await self._feedback(reaction)
 
     async def refresh_user(self, user_id: str) -> None:
-        """The asker's teams and channels, read from the server now (events about channels
-        the bot is not in never reach it)."""
-        try:
-            user = await self.mm.user(user_id)
-            await asyncio.to_thread(self.mirror.upsert_user, user)
-            teams = await self.mm.get(f"/api/v4/users/{user_id}/teams")
-            members = await self.mm.get(f"/api/v4/users/{user_id}/teams/members")
-            channels: list[dict] = []
-            for t in teams:
-                await asyncio.to_thread(self.mirror.upsert_team, t)
-                channels += await self.mm.get(f"/api/v4/users/{user_id}/teams/{t['id']}/channels")
-            channels += [c for c in await self.mm.user_channels(user_id)
-                         if c.get("type") in ("D", "G")]
-            await asyncio.to_thread(self._apply_user_view, user_id, members, channels)
-        except MattermostError as exc:
-            log.warning("refreshing @%s's permissions failed (%s): using the mirror as is",
-                        user_id, exc)
-
-    def _apply_user_view(self, user_id: str, team_members: list[dict],
-                         channels: list[dict]) -> None:
-        from sqlalchemy import delete as sql_delete
-
-        from rag.db import ChannelMember, TeamMember
-
-        for ch in channels:
-            self.mirror.upsert_channel(ch)
-        with self.rt.db.session() as s:
-            teams = {m["team_id"]: m for m in team_members if not int(m.get("delete_at") or 0)}
-            s.execute(sql_delete(TeamMember).where(TeamMember.user_id == user_id,
-                                                   TeamMember.team_id.not_in(list(teams))))
-            for tid, m in teams.items():
-                if s.get(TeamMember, (tid, user_id)) is None:
-                    s.add(TeamMember(team_id=tid, user_id=user_id,
-                                     roles=m.get("roles") or "team_user"))
-            mine = {c["id"] for c in channels}
-            # membership in channels the user no longer lists is gone (public channels of
-            # their teams stay readable through the team)
-            s.execute(sql_delete(ChannelMember).where(ChannelMember.user_id == user_id,
-                                                      ChannelMember.channel_id.not_in(list(mine))))
-            for cid in mine:
-                if s.get(ChannelMember, (cid, user_id)) is None:
-                    s.add(ChannelMember(channel_id=cid, user_id=user_id))
-            s.commit()
+        await self.refresher.refresh_user(user_id)
 
     # ---- conversations --------------------------------------------------------------------
     def _mentions_me(self, post: dict, data: dict) -> bool:
@@ -396,24 +277,14 @@ class Bot:
         name = self.me.get("username", "")
         return bool(name) and mention(name).search(post.get("message") or "") is not None
 
-    def _is_dm_with_me(self, channel_type: str | None, channel_id: str) -> bool:
-        if channel_type != "D":
-            return False
-        with self.rt.db.session() as s:
-            ch = s.get(Channel, channel_id)
-            return ch is not None and self.me["id"] in (ch.name or "").split("__")
-
     async def _maybe_answer(self, post: dict, data: dict) -> None:
         if (post.get("user_id") == self.me.get("id") or post.get("type")
                 or post.get("delete_at") or (post.get("props") or {}).get("from_bot") in
                 ("true", True) or (post.get("props") or {}).get("from_webhook") in ("true", True)):
             return
         ctype = data.get("channel_type")
-        if ctype is None:
-            with self.rt.db.session() as s:
-                ch = s.get(Channel, post["channel_id"])
-                ctype = ch.type if ch else None
-        dm = await asyncio.to_thread(self._is_dm_with_me, ctype, post["channel_id"])
+        dm = ctype in (None, "D") and await asyncio.to_thread(self.mirror.is_bot_dm,
+                                                               post["channel_id"])
         if not dm and not self._mentions_me(post, data):
             return
         if not await asyncio.to_thread(self._claim, post["id"]):
@@ -550,7 +421,7 @@ class Bot:
         beyond = False
         if not dm:
             audience = await asyncio.to_thread(self._audience, channel_id)
-            beyond = await asyncio.to_thread(self.rt.answers.beyond, asker, question, audience)
+            beyond = await asyncio.to_thread(self.rt.asker.beyond, asker, question, audience)
         done = await self.stream_answer(channel_id, root_id, asker, question, trigger=post["id"],
                                         audience=audience, context=context,
                                         conversation_id=conversation_id)
@@ -586,7 +457,7 @@ class Bot:
         done: dict = {}
         try:
             sources: list[dict] = []
-            async for ev in self.rt.answers.ask_events(asker, question, conversation_id,
+            async for ev in self.rt.asker.events(asker, question, conversation_id,
                                                        audience=audience, context=context):
                 if ev.type == "token":
                     await out.feed(ev.data)
@@ -621,7 +492,7 @@ class Bot:
         await out.open()
         done: dict = {}
         try:
-            async for ev in self.rt.answers.summarize_events(asker, kind, **params):
+            async for ev in self.rt.summaries.events(asker, kind, **params):
                 if ev.type == "token":
                     await out.feed(ev.data)
                 elif ev.type == "done":
@@ -663,7 +534,7 @@ class Bot:
                 answer_id = row.answer_id if row else None
             if answer_id:
                 try:
-                    self.rt.answers.feedback(uid, answer_id, rating, f"reaction :{emoji}:")
+                    self.rt.records.feedback(uid, answer_id, rating, f"reaction :{emoji}:")
                 except OpenOpsError as exc:
                     log.info("reaction by %s not recorded: %s", uid, exc)
 

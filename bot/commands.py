@@ -119,14 +119,14 @@ def router(get_bot, settings) -> APIRouter:
 
 async def _ask(bot, f: dict, question: str) -> None:
     """Only the asker sees the answer (an ephemeral post), so their full scope applies."""
-    from rag.answer import collect
+    from rag.generation import collect
 
     from .bot import defang, sources_block
 
     try:
         await bot.refresh_user(f["user_id"])
         async with bot.busy:
-            text, sources, _ = await collect(bot.rt.answers.ask_events(f["user_id"], question))
+            text, sources, _ = await collect(bot.rt.asker.events(f["user_id"], question))
         msg = defang(text) + sources_block(sources)
     except Exception as exc:  # noqa: BLE001 - tell the user, never fail silently
         log.exception("/openops ask failed")

@@ -1,14 +1,17 @@
 """Everything the server runs beside the HTTP API when Mattermost is configured: the index
-worker, the bot (WebSocket, answers, slash commands) and the re-index jobs. Started and stopped
-by the app's lifespan; the CLI's ``openops sync`` uses the same pieces without the bot."""
+worker, the re-index jobs and the periodic resync (from :mod:`ingest.mattermost`) and the bot
+(WebSocket, answers, slash commands). Started and stopped by the app's lifespan; the CLI's
+``openops sync`` uses the ingest pieces without the bot. It lives in bot/ because it is the
+one place that composes the bot with them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from .jobs import JobManager
-from .mirror import IndexWorker
+from ingest.mattermost.client import Backoff
+from ingest.mattermost.jobs import JobManager
+from ingest.mattermost.worker import IndexWorker
 
 log = logging.getLogger("openops.bot.live")
 
@@ -30,7 +33,7 @@ class Live:
         return bool(self._make_client or (s.mattermost_url and s.mattermost_token))
 
     def client(self):
-        from .mattermost import Mattermost
+        from ingest.mattermost.client import Mattermost
 
         if self._make_client:
             return self._make_client()
@@ -62,7 +65,7 @@ class Live:
         docker compose it often starts after OpenOps): the API serves meanwhile."""
         from .bot import Bot
 
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0, jitter=False)
         while True:
             bot = Bot(self.rt, self.client(), self.worker)
             try:
@@ -70,10 +73,9 @@ class Live:
             except Exception as exc:  # noqa: BLE001 - say what to fix, try again
                 log.error("the Mattermost bot could not start: %s (check OPENOPS_MATTERMOST_URL, "
                           "OPENOPS_MATTERMOST_TOKEN and OPENOPS_MATTERMOST_CA_FILE); retrying in "
-                          "%.0f s", exc, delay)
+                          "%.0f s", exc, delay := backoff.next())
                 await bot.mm.close()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
                 continue
             self.bot = bot
             return

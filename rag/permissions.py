@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from .db import Channel, ChannelMember, Team, TeamMember, User
+from .db import Channel, ChannelMember, Database, Team, TeamMember, User
+from .errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,22 @@ def find_user(session: Session, who: str) -> User | None:
     if user is None:
         user = session.get(User, who)
     return user
+
+
+def known_user(session: Session, who: str) -> User:
+    """:func:`find_user`, or a NotFound naming the fix."""
+    user = find_user(session, who)
+    if user is None:
+        raise NotFound(f"unknown user {who!r}: give a username or user id the mirror knows")
+    return user
+
+
+def user_and_scope(db: Database, who: str, *, include_archived: bool = False
+                   ) -> tuple[User, Scope]:
+    """The user and what they may read now, in one session (it is on the first-token path)."""
+    with db.session() as s:
+        user = known_user(s, who)
+        return user, readable_scope(s, user.id, include_archived=include_archived)
 
 
 def readable_scope(session: Session, user_id: str | None, *, include_archived: bool = False) -> Scope:

@@ -104,11 +104,31 @@ class Runtime:
         return Metrics(size)
 
     @cached_property
-    def answers(self):
-        from .answer import AnswerService
+    def conversations(self):
+        from .conversations import Conversations
 
-        return AnswerService(self.settings, self.db, self.search, self.generator,
-                             metrics=self.metrics)
+        return Conversations(self.db)
+
+    @cached_property
+    def records(self):
+        from .records import Records
+
+        return Records(self.settings, self.db)
+
+    @cached_property
+    def asker(self):
+        from .ask import Asker
+
+        return Asker(self.settings, self.db, self.search, self.generator,
+                     conversations=self.conversations, records=self.records,
+                     metrics=self.metrics)
+
+    @cached_property
+    def summaries(self):
+        from .summaries import Summaries
+
+        return Summaries(self.settings, self.db, self.search, self.generator,
+                         conversations=self.conversations, records=self.records)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 
-from .db import AuditRecord, Channel, Database, Team
+from .db import Channel, Database, Team
 from .errors import InvalidRequest, UnknownUser
 from .index import ChunkIndex, Hit
 from .lexical import bm25_small, rrf
 from .permissions import Scope, find_user, readable_scope
+from .records import write_audit
 from .settings import Settings
+from .util import permalink
 
 MAX_K = 100
 
@@ -30,21 +30,6 @@ def rerank(query: str, hits: list[Hit]) -> list[Hit]:
     lexical = sorted((i for i, sc in enumerate(scores) if sc > 0), key=lambda i: -scores[i])
     fused = rrf([list(range(len(hits))), lexical])
     return [hits[i] for i in sorted(fused, key=lambda i: -fused[i])]
-
-
-def write_audit(db: Database, *, user_id: str, action: str, question: str,
-                sources: Sequence, model: str, latency_ms: float,
-                input_tokens: int | None = None, output_tokens: int | None = None,
-                answer_text: str | None = None, answer_id: str | None = None) -> None:
-    """One audit record: who asked what, when, which channels and posts it drew on."""
-    with db.session() as s:
-        s.add(AuditRecord(
-            at=int(time.time() * 1000), user_id=user_id, action=action, question=question,
-            channel_ids=json.dumps(sorted({x.channel_id for x in sources})),
-            source_ids=json.dumps([x.post_id for x in sources]), model=model,
-            input_tokens=input_tokens, output_tokens=output_tokens,
-            latency_ms=round(latency_ms, 1), answer_text=answer_text, answer_id=answer_id))
-        s.commit()
 
 
 @dataclass
@@ -150,10 +135,6 @@ class SearchService:
             team = teams.get(ch.team_id) if ch and ch.team_id else None
             post_id = str(m.get("post_id", ""))
             team_slug = team.name if team else ""
-            permalink = None
-            if base and post_id:
-                # DMs and group messages have no team; Mattermost resolves /_redirect/pl/ for them
-                permalink = f"{base}/{team_slug or '_redirect'}/pl/{post_id}"
             out.append(
                 SearchResult(
                     text=h.text,
@@ -165,7 +146,7 @@ class SearchService:
                     team_name=team_slug,
                     channel_type=str(m.get("channel_type", ch.type if ch else "")),
                     source=str(m.get("source", "message")),
-                    permalink=permalink,
+                    permalink=permalink(base, team_slug, post_id),
                     file_name=str(m.get("file_name")) or None,
                     first_ts=int(m.get("first_ts", 0)),
                     last_ts=int(m.get("last_ts", 0)),

@@ -430,7 +430,7 @@ def test_a_dropped_websocket_loses_no_post_and_answers_none_twice(env):
     import asyncio
 
     from bot.bot import Bot
-    from bot.mattermost import Mattermost
+    from ingest.mattermost.client import Mattermost
 
     async def restart() -> None:
         mm = Mattermost(d.url, d.bot_token, ca_file=d.ca_file)
@@ -451,7 +451,7 @@ def test_a_long_answer_continues_in_a_second_post(env):
     import asyncio
 
     from bot.bot import StreamPost
-    from bot.mattermost import Mattermost
+    from ingest.mattermost.client import Mattermost
 
     class Host:  # what StreamPost needs of the bot: its client and settings
         def __init__(self, mm):
@@ -504,8 +504,8 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
     from types import SimpleNamespace
 
     from bot.bot import Bot
-    from bot.mattermost import Mattermost
-    from rag.answer import AnswerService
+    from ingest.mattermost.client import Mattermost
+    from rag.ask import Asker
     from rag.llm.factory import make_generator
     from tests.doubles.llm_servers import OpenAIServer
 
@@ -515,7 +515,7 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
         gen = make_generator("openai_compatible:test-model", base_url=srv.base_url,
                              api_key="k", timeout_s=10, max_retries=0)
         rt = SimpleNamespace(settings=env.rt.settings, db=env.rt.db,
-                             answers=AnswerService(env.rt.settings, env.rt.db, env.rt.search, gen))
+                             asker=Asker(env.rt.settings, env.rt.db, env.rt.search, gen))
 
         async def run():
             mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
@@ -595,8 +595,8 @@ def test_a_reindex_job_interrupted_mid_walk_resumes_from_its_cursor(env):
     channel it finished, and it ends with every channel done."""
     import asyncio
 
-    from bot.jobs import JobManager
-    from bot.mirror import IndexWorker
+    from ingest.mattermost.jobs import JobManager
+    from ingest.mattermost.worker import IndexWorker
     from ingest.pipeline import make_indexer
     from rag.db import Job
 

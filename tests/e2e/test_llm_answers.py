@@ -20,7 +20,7 @@ def _rt(make_runtime, tmp_path, **llm):
 
 def _events(rt, user, question, conversation_id=None):
     async def run():
-        return [ev async for ev in rt.answers.ask_events(user, question, conversation_id)]
+        return [ev async for ev in rt.asker.events(user, question, conversation_id)]
 
     return asyncio.run(run())
 
@@ -89,7 +89,7 @@ def test_long_summary_is_map_reduced_within_the_context_budget(make_runtime, tmp
         ingest_path(rt, ws.write(tmp_path / "ws.jsonl"))
 
         async def run():
-            return [ev async for ev in rt.answers.summarize_events(
+            return [ev async for ev in rt.summaries.events(
                 "bob.b", "channel", channel_id="town-square", days=3650)]
 
         events = asyncio.run(run())

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
-from api.playground import mount_playground
 from ingest.pipeline import ingest_path
 from tests.conftest import ROOT, serve_app
 from tests.integration.test_permissions import FACTS, workspace
@@ -64,10 +63,7 @@ def server(make_runtime, tmp_path):
     ws = workspace()
     ws.post("acme", "town-square", "bob.b", HOSTILE, at=9)
     ingest_path(rt, ws.write(tmp_path / "ws.jsonl"))
-    app = create_app(rt, insecure_local=True)
-    if not any(getattr(r, "path", None) == "/" for r in app.routes):
-        mount_playground(app, rt, insecure_local=True)  # until api/app.py mounts it itself
-    with serve_app(app) as base:
+    with serve_app(create_app(rt, insecure_local=True)) as base:
         yield base
 
 

@@ -75,19 +75,19 @@ def test_answers_conversations_feedback_and_audit_on_each_database(db_kind, make
 
     rt = make_runtime(db_kind)
     ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
-    first = asyncio.run(rt.answers.ask("alice.a", "When does the staging password rotate?"))
+    first = asyncio.run(rt.asker.ask("alice.a", "When does the staging password rotate?"))
     assert FACTS["eng-private"].split(" every ")[1].rstrip(".") in first.answer
-    follow = asyncio.run(rt.answers.ask("alice.a", "and which database?", first.conversation_id))
+    follow = asyncio.run(rt.asker.ask("alice.a", "and which database?", first.conversation_id))
     assert follow.conversation_id == first.conversation_id
 
     async def summary():
-        return [ev async for ev in rt.answers.summarize_events(
+        return [ev async for ev in rt.summaries.events(
             "alice.a", "channel", channel_id="eng-private", days=3650)]
 
     done = asyncio.run(summary())[-1].data
     assert done["conversation_id"]
-    assert rt.answers.feedback("alice.a", first.answer_id, "down", "too short")["rating"] == "down"
-    audit = rt.answers.audit(user="alice.a")
+    assert rt.records.feedback("alice.a", first.answer_id, "down", "too short")["rating"] == "down"
+    audit = rt.records.audit(user="alice.a")
     assert [r["action"] for r in audit][:3] == ["summary", "ask", "ask"]
     assert audit[-1]["latency_ms"] > 0 and audit[-1]["channel_ids"]
 

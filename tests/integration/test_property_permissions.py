@@ -128,12 +128,12 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], allowed) -> None:
     summaries = []
     for u in ws.users:
         name = u["username"]
-        res = asyncio.run(rt.answers.ask(name, "note about the plan"))
+        res = asyncio.run(rt.asker.ask(name, "note about the plan"))
         assert not leaked(name, res.answer), f"{name}'s answer leaked"
         assert not leaked(name, " ".join(s["text"] for s in res.sources))
         for c in ws.channels[:2]:
             key = f"{c['team']}/{c['name']}"
-            events = rt.answers.summarize_events(name, "channel", channel_id=c["name"], days=3650)
+            events = rt.summaries.events(name, "channel", channel_id=c["name"], days=3650)
 
             async def run(events=events):
                 return [ev async for ev in events]
@@ -163,7 +163,7 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], allowed) -> None:
         assert not outside, f"a reply in {key} used {outside}"
     for owner, done in summaries[:2]:
         for u in ws.users:
-            res = asyncio.run(rt.answers.ask(u["username"], "and what else?",
+            res = asyncio.run(rt.asker.ask(u["username"], "and what else?",
                                              done["conversation_id"]))
             assert not leaked(u["username"], res.answer), (
                 f"{u['username']} got {owner}'s summary content")
@@ -171,7 +171,7 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], allowed) -> None:
 
 async def collect_answer(rt: Runtime, user: str, question: str, audience) -> str:
     parts = []
-    async for ev in rt.answers.ask_events(user, question, audience=audience):
+    async for ev in rt.asker.events(user, question, audience=audience):
         if ev.type in ("token", "sources"):
             parts.append(ev.data if ev.type == "token" else
                          " ".join(s["text"] for s in ev.data))

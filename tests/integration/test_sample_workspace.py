@@ -82,7 +82,7 @@ def test_extractive_thread_summary_contains_its_decision(rt):
 
     async def run() -> str:
         parts = []
-        async for ev in rt.answers.summarize_events("maria.gonzalez", "thread", thread_id=thread):
+        async for ev in rt.summaries.events("maria.gonzalez", "thread", thread_id=thread):
             if ev.type == "token":
                 parts.append(ev.data)
         return "".join(parts)
@@ -96,8 +96,8 @@ def test_extractive_answer_cites_the_private_date_only_for_insiders(rt):
     import asyncio
 
     q = "When is the v2.4 GA release date?"
-    insider = asyncio.run(rt.answers.ask("maria.gonzalez", q))
-    outsider = asyncio.run(rt.answers.ask("lucas.moreau", q))
+    insider = asyncio.run(rt.asker.ask("maria.gonzalez", q))
+    outsider = asyncio.run(rt.asker.ask("lucas.moreau", q))
     import re
 
     assert re.search(r"Dec 1\b", insider.answer)

@@ -1,6 +1,6 @@
 """The connection to Mattermost: REST v4 through ``mattermostautodriver`` (async, httpx), and a
-WebSocket that reconnects with backoff and reports every (re)connection, so the bot can catch
-up through REST after a gap.
+WebSocket that reconnects with backoff and reports every (re)connection, so a listener (the
+bot) can catch up through REST after a gap.
 
 Why mattermostautodriver and not mattermostdriver: it is maintained (11.x follows the server's
 own OpenAPI), its HTTP calls are async (httpx) so the bot shares the API's event loop instead
@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -23,7 +24,7 @@ from urllib.parse import urlparse
 import aiohttp
 import httpx
 
-log = logging.getLogger("openops.bot.mattermost")
+log = logging.getLogger("openops.mattermost.client")
 
 
 class MattermostError(Exception):
@@ -51,6 +52,25 @@ def _driver_options(url: str, token: str, ca_file: str | None, timeout: float) -
         "max_retries": 4,
         "retry_max_sleep": 20,
     }
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``next()`` is the delay before the next attempt,
+    ``reset()`` after a success. One policy for the WebSocket and the bot's start-up."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0, *, jitter: bool = True):
+        self.first = first
+        self.cap = cap
+        self.jitter = jitter
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2 ** min(self.failures, 10))
+        self.failures += 1
+        return delay * (0.5 + random.random() / 2) if self.jitter else delay
 
 
 class Mattermost:
@@ -219,8 +239,8 @@ class EventStream:
         self.mm = mm
         self.on_event = on_event
         self.on_connect = on_connect
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        self.backoff = Backoff(min_backoff, max_backoff)
+        self.delays: deque[float] = deque(maxlen=64)  # the delays chosen, newest last
         self.heartbeat = heartbeat
         self._stopping = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -233,23 +253,23 @@ class EventStream:
             asyncio.ensure_future(self._ws.close())
 
     async def run(self) -> None:
-        failures = 0
         while not self._stopping:
             try:
                 await self._session()
-                failures = 0  # a session that authenticated resets the backoff
+                self.backoff.reset()  # a session that ended cleanly resets the backoff
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
-                failures += 1
-                log.warning("Mattermost WebSocket: %s (attempt %d)", exc, failures)
+                log.warning("Mattermost WebSocket: %s (attempt %d)", exc,
+                            self.backoff.failures + 1)
             finally:
                 self.connected.clear()
                 self._ws = None
             if self._stopping:
                 return
-            delay = min(self.max_backoff, self.min_backoff * 2 ** min(failures, 10))
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = self.backoff.next()
+            self.delays.append(delay)
+            await asyncio.sleep(delay)
 
     async def _session(self) -> None:
         timeout = aiohttp.ClientWSTimeout(ws_close=5)

@@ -2,10 +2,10 @@
 
 Everything here is synchronous and short: one transaction per change, so a WebSocket event
 and a re-index job can interleave. A change to what a channel's chunks say (a post, an edit, a
-deletion, a file, a type change) marks the channel dirty in the same transaction; the
-:class:`IndexWorker` re-indexes dirty channels in the background. A change to who may read a
-channel (memberships, archiving, deactivation) needs no re-index: permissions are computed at
-query time from these rows.
+deletion, a file, a type change) marks the channel dirty in the same transaction; the index
+worker (:mod:`ingest.mattermost.worker`) re-indexes dirty channels in the background. A change
+to who may read a channel (memberships, archiving, deactivation) needs no re-index:
+permissions are computed at query time from these rows.
 
 Ids are Mattermost's own, so permalinks point at the real posts."""
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -32,8 +30,9 @@ from rag.db import (
     TeamMember,
     User,
 )
+from rag.util import now_ms
 
-log = logging.getLogger("openops.bot.mirror")
+log = logging.getLogger("openops.mattermost.mirror")
 
 # Mattermost's own notices ("joined the channel", header changes): nothing to retrieve
 SYSTEM_PREFIX = "system_"
@@ -42,6 +41,11 @@ SYSTEM_PREFIX = "system_"
 def mention(username: str) -> re.Pattern:
     """``@username`` as Mattermost highlights it: not inside an e-mail or a longer name."""
     return re.compile(rf"(?<![\w.-])@{re.escape(username)}(?![\w-])", re.I)
+
+
+def is_dm_with(user_id: str | None, channel_type: str | None, channel_name: str | None) -> bool:
+    """Whether a channel is a direct message with ``user_id`` (a DM's name is ``a__b``)."""
+    return bool(user_id) and channel_type == "D" and user_id in (channel_name or "").split("__")
 
 
 def is_guest(roles: str | None) -> bool:
@@ -125,28 +129,52 @@ class Mirror:
             s.add(row)
             self._commit(s)
 
-    def _replace_members(self, s: Session, model, where, make, want: dict[str, str]) -> None:
-        """Make the membership rows matching ``where`` exactly ``want`` (user id -> roles),
-        touching only what changed."""
-        self.ensure_users(s, want)
-        have = {m.user_id: m for m in s.scalars(select(model).where(where))}
-        for uid, m in have.items():
-            if uid not in want:
+    def _replace_members(self, s: Session, model, where, key: str, make,
+                         want: dict[str, str | None]) -> None:
+        """Make the membership rows matching ``where`` exactly ``want`` (``key`` value ->
+        roles, None keeping the roles a row has), touching only what changed. The one
+        membership replacement: a team's or channel's members, or one user's view."""
+        have = {getattr(m, key): m for m in s.scalars(select(model).where(where))}
+        for k, m in have.items():
+            if k not in want:
                 s.delete(m)
-        for uid, roles in want.items():
-            if uid in have:
-                have[uid].roles = roles
+        for k, roles in want.items():
+            if k in have:
+                if roles is not None:
+                    have[k].roles = roles
             else:
-                s.add(make(uid, roles))
+                row = make(k)
+                if roles is not None:
+                    row.roles = roles
+                s.add(row)
 
     def set_team_members(self, team_id: str, members: Iterable[dict]) -> None:
         """Replace a team's membership with ``members`` (TeamMember objects)."""
-        want = {m["user_id"]: m.get("roles") or "team_user" for m in members
-                if not int(m.get("delete_at") or 0)}
+        want: dict[str, str | None] = {m["user_id"]: m.get("roles") or "team_user"
+                                       for m in members if not int(m.get("delete_at") or 0)}
         with self.db.session() as s:
-            self._replace_members(s, TeamMember, TeamMember.team_id == team_id,
-                                  lambda uid, roles: TeamMember(team_id=team_id, user_id=uid,
-                                                                roles=roles), want)
+            self.ensure_users(s, want)
+            self._replace_members(s, TeamMember, TeamMember.team_id == team_id, "user_id",
+                                  lambda uid: TeamMember(team_id=team_id, user_id=uid), want)
+            self._commit(s)
+
+    def set_user_view(self, user_id: str, team_members: Iterable[dict],
+                      channels: Iterable[dict]) -> None:
+        """Replace what one user belongs to: their teams (TeamMember objects) and every
+        channel they list (public channels of their teams stay readable through the team)."""
+        channels = list(channels)
+        for ch in channels:
+            self.upsert_channel(ch)
+        teams: dict[str, str | None] = {m["team_id"]: m.get("roles") or "team_user"
+                                        for m in team_members if not int(m.get("delete_at") or 0)}
+        with self.db.session() as s:
+            self.ensure_users(s, [user_id])
+            self._replace_members(s, TeamMember, TeamMember.user_id == user_id, "team_id",
+                                  lambda tid: TeamMember(team_id=tid, user_id=user_id), teams)
+            self._replace_members(s, ChannelMember, ChannelMember.user_id == user_id,
+                                  "channel_id",
+                                  lambda cid: ChannelMember(channel_id=cid, user_id=user_id),
+                                  {c["id"]: None for c in channels})
             self._commit(s)
 
     def add_team_member(self, team_id: str, user_id: str, roles: str = "team_user") -> None:
@@ -197,13 +225,16 @@ class Mirror:
 
     def set_channel_members(self, channel_id: str, members: Iterable[dict]) -> None:
         """Replace a channel's membership with ``members`` (ChannelMember objects)."""
-        want = {m["user_id"]: m.get("roles") or "channel_user" for m in members}
+        want: dict[str, str | None] = {m["user_id"]: m.get("roles") or "channel_user"
+                                       for m in members}
         with self.db.session() as s:
             if s.get(Channel, channel_id) is None:
                 return
+            self.ensure_users(s, want)
             self._replace_members(s, ChannelMember, ChannelMember.channel_id == channel_id,
-                                  lambda uid, roles: ChannelMember(channel_id=channel_id,
-                                                                   user_id=uid, roles=roles), want)
+                                  "user_id",
+                                  lambda uid: ChannelMember(channel_id=channel_id, user_id=uid),
+                                  want)
             self._commit(s)
 
     def add_channel_member(self, channel_id: str, user_id: str) -> bool:
@@ -258,7 +289,7 @@ class Mirror:
                     # content before an edit leaves the index
                     row = s.get(Post, p["id"])
                     if row is not None and not row.delete_at:
-                        row.delete_at = changed_at or int(time.time() * 1000)
+                        row.delete_at = changed_at or now_ms()
                         stats.dirty.add(cid)
                     continue
                 if self._apply_post(s, p):
@@ -274,7 +305,18 @@ class Mirror:
         return stats
 
     def _bot_dm(self, ch: Channel) -> bool:
-        return bool(self.bot_user_id) and ch.type == "D" and self.bot_user_id in ch.name.split("__")
+        return is_dm_with(self.bot_user_id, ch.type, ch.name)
+
+    def is_bot_dm(self, channel_id: str) -> bool:
+        """Whether the channel is a DM with the bot (False when the mirror does not know it)."""
+        with self.db.session() as s:
+            ch = s.get(Channel, channel_id)
+            return ch is not None and self._bot_dm(ch)
+
+    def channel_type(self, channel_id: str) -> str | None:
+        with self.db.session() as s:
+            ch = s.get(Channel, channel_id)
+            return ch.type if ch else None
 
     def _apply_post(self, s: Session, p: dict) -> bool:
         self.ensure_users(s, [p["user_id"]])
@@ -297,8 +339,20 @@ class Mirror:
         return True
 
     def delete_post(self, p: dict) -> MirrorStats:
-        p = {**p, "delete_at": int(p.get("delete_at") or 0) or int(time.time() * 1000)}
+        p = {**p, "delete_at": int(p.get("delete_at") or 0) or now_ms()}
         return self.apply_posts([p])
+
+    def delete_vanished(self, channel_id: str, seen: set[str]) -> MirrorStats:
+        """After a walk of a whole channel: its live posts the walk did not see are gone."""
+        now = now_ms()
+        with self.db.session() as s:
+            rows = list(s.scalars(select(Post).where(Post.channel_id == channel_id,
+                                                     Post.delete_at == 0)))
+            gone = [{"id": r.id, "channel_id": r.channel_id, "root_id": r.root_id,
+                     "user_id": r.user_id, "message": r.message, "type": r.type,
+                     "create_at": r.create_at, "edit_at": r.edit_at, "delete_at": now,
+                     "update_at": 0} for r in rows if r.id not in seen]
+        return self.apply_posts(gone) if gone else MirrorStats()
 
     def cursor(self, channel_id: str) -> int:
         with self.db.session() as s:
@@ -327,66 +381,3 @@ class Mirror:
             row.delete_at = int(info.get("delete_at") or post.get("delete_at") or 0)
             s.add(row)
             self._commit(s, [post["channel_id"]] if not error else [])
-
-
-class IndexWorker:
-    """Re-indexes dirty channels in a background thread, soon after each change (debounced so
-    a burst of events costs one pass). One pass at a time: the indexer is the only writer."""
-
-    def __init__(self, indexer, *, debounce_s: float = 0.15):
-        self.indexer = indexer
-        self.debounce_s = debounce_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self.lock = threading.Lock()  # held while indexing; a re-index job takes it too
-        self._thread: threading.Thread | None = None
-        self.passes = 0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="openops-index", daemon=True)
-            self._thread.start()
-
-    def poke(self) -> None:
-        self._idle.clear()
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(30)
-            self._thread = None
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """True once every change poked so far is indexed (tests, and a job's last step)."""
-        return self._idle.wait(timeout)
-
-    def run_once(self) -> None:
-        with self.lock:
-            while True:
-                dirty = self.indexer.dirty_channels()
-                if not dirty:
-                    return
-                self.indexer.run(dirty)
-                self.passes += 1
-                # the indexer leaves a channel dirty when it changed meanwhile: go again,
-                # unless nothing it tried could be cleared (an index error is logged instead)
-                if set(self.indexer.dirty_channels()) >= set(dirty):
-                    return
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
-            if self._stop.is_set():
-                return
-            time.sleep(self.debounce_s)
-            self._wake.clear()
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - keep serving; the channel stays dirty
-                log.exception("index pass failed; dirty channels are retried on the next change")
-            if not self._wake.is_set():
-                self._idle.set()

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-from .mattermost import Mattermost, MattermostError
+from .client import Mattermost, MattermostError
 from .mirror import Mirror
 
-log = logging.getLogger("openops.bot.sync")
+log = logging.getLogger("openops.mattermost.sync")
 
 PER_PAGE = 200
 
@@ -69,7 +68,7 @@ class Syncer:
         self._extract = extract
         self.on_progress = on_progress  # (progress, cursor): persisted by the job
         self.cancelled = cancelled or (lambda: False)
-        self.on_post = on_post  # the bot's catch-up answers missed mentions here
+        self.on_post = on_post  # a listener's catch-up (the bot answers missed mentions)
         self.progress = SyncProgress()
 
     def _tick(self, cursor: dict) -> None:
@@ -217,25 +216,8 @@ class Syncer:
             if self.cancelled():
                 raise Cancelled()
         if full:
-            gone = await asyncio.to_thread(self._vanished, channel_id, seen)
-            if gone:
-                await asyncio.to_thread(self.mirror.apply_posts, gone)
+            await asyncio.to_thread(self.mirror.delete_vanished, channel_id, seen)
         return count
-
-    def _vanished(self, channel_id: str, seen: set[str]) -> list[dict]:
-        from sqlalchemy import select
-
-        from rag.db import Post
-
-        now = int(time.time() * 1000)
-        with self.mirror.db.session() as s:
-            rows = list(s.scalars(select(Post).where(Post.channel_id == channel_id,
-                                                     Post.delete_at == 0)))
-        return [{"id": r.id, "channel_id": r.channel_id, "root_id": r.root_id,
-                 "user_id": r.user_id, "message": r.message, "type": r.type,
-                 "create_at": r.create_at, "edit_at": r.edit_at, "delete_at": now,
-                 "update_at": 0}
-                for r in rows if r.id not in seen]
 
     async def files(self, post: dict) -> None:
         """Fetch, extract and store a post's attachments (a bad file is reported, skipped)."""

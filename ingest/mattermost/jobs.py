@@ -13,18 +13,16 @@ import uuid
 
 from rag.db import Channel, Job
 from rag.errors import InvalidRequest, NotFound
+from rag.util import now_ms
 
-from .mattermost import Mattermost, MattermostError
-from .mirror import IndexWorker, Mirror
+from .client import Mattermost, MattermostError
+from .mirror import Mirror
 from .sync import Cancelled, Syncer, SyncProgress
+from .worker import IndexWorker
 
-log = logging.getLogger("openops.bot.jobs")
+log = logging.getLogger("openops.mattermost.jobs")
 
 FINAL = ("done", "failed", "cancelled")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def check_scope(scope) -> dict | str:
