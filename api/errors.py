@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 
 from rag.errors import OpenOpsError
 
+log = logging.getLogger("openops.api")
+
 
 class Unauthorised(Exception):
     pass

@@ -8,10 +8,10 @@ time over a pipe. If a file is not done by ``Limits.timeout_s``, the child is ki
 reported as over the limit, and the next file starts a fresh child. If the child dies (out of
 memory, a crash in C code), the file is reported and the next one starts a fresh child too.
 
-Cost, measured on the 2-core development machine: starting the child and importing the parsers
-takes ~2.3 s once per process (not counted against any file's deadline; in-process, the first
-.docx pays ~2.1 s for the same imports); after that a small .pdf costs the same as in-process
-(~3 ms) and a small .docx ~1 ms more (10.6 vs 9.6 ms: pickling the bytes both ways).
+Cost, measured on the 2-core development machine: the child is ready as soon as Python has
+started (the parsers are imported in the background, ~2.3 s, as the first .docx pays in-process
+anyway); after that a small .pdf costs the same as in-process (~3 ms) and a small .docx ~1 ms
+more (10.6 vs 9.6 ms: pickling the bytes both ways).
 Plain text, CSV and WebVTT are read in-process: our own linear parsers, bounded by the size limit.
 """
 
@@ -68,16 +68,25 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+def _warm_up() -> None:
+    try:
+        from .offline import prepare_unstructured
+
+        prepare_unstructured()
+        import pdfminer.pdfinterp  # noqa: F401 - the imports every first file would pay
+        import unstructured.partition.docx  # noqa: F401
+        import unstructured.partition.html  # noqa: F401
+    except Exception:  # noqa: BLE001 - the file that needs it reports the error
+        log.debug("warm-up of the extraction worker failed", exc_info=True)
+
+
 def _serve(conn: _Duplex) -> None:
     """The child's loop: warm up, say ready, then extract until the pipe closes."""
     from . import extract_here
-    from .offline import prepare_unstructured
 
-    prepare_unstructured()
-    import pdfminer.pdfinterp  # noqa: F401 - the imports every first file would pay
-    import unstructured.partition.docx  # noqa: F401
-    import unstructured.partition.html  # noqa: F401
-
+    # -- Ready at once; the parsers are imported meanwhile, so the first file waits only for
+    # -- what is still loading (never more than it would in-process). --
+    threading.Thread(target=_warm_up, daemon=True).start()
     conn.send(("ready", None))
     while True:
         try:

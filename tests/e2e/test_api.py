@@ -95,6 +95,7 @@ def test_openapi_documents_search(server):
     assert "/v1/search" in spec["paths"]
 
 
+@pytest.mark.slow  # measured: 133 s
 def test_cli_search_json_is_the_api_document(server, make_runtime, tmp_path):
     env = {**os.environ}
     rt_home = tmp_path / "cli"
@@ -121,6 +122,7 @@ def test_serve_refuses_to_start_without_a_key(tmp_path):
     assert time.time() - t0 < 30
 
 
+@pytest.mark.slow  # measured: 105 s
 def test_insecure_local_binds_loopback_without_auth(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENOPS_API_KEY"}
     env["OPENOPS_HOME"] = str(tmp_path)

@@ -471,6 +471,7 @@ def test_deleting_a_thread_root_live_takes_its_replies_out_of_search(env):
             (Post.id == root["id"]) | (Post.root_id == root["id"]))))
 
 
+@pytest.mark.slow  # measured: 24 s
 def test_a_file_attached_to_a_new_post_is_fetched_and_indexed(env):
     d = env.double
     f = d.upload_file(env.uid("alice.a"), env.cid("random"), "runbook.md",

@@ -9,6 +9,7 @@ import itertools
 import json
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -193,6 +194,7 @@ def check(rt: Runtime, ws: WS, marker: dict[str, str]) -> None:
         assert len(few) == min(2, len(expected))
 
 
+@pytest.mark.slow  # measured: 62 s
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=workspaces())
@@ -214,6 +216,7 @@ def test_no_user_ever_sees_a_channel_they_may_not_read(spec, embedder, tmp_path_
         rt.close()
 
 
+@pytest.mark.slow  # measured: 190 s
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=workspaces())
@@ -243,6 +246,7 @@ def channel_key_ids(ws: WS) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow  # measured: 35 s
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=workspaces())

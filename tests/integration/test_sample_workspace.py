@@ -8,6 +8,8 @@ from ingest.pipeline import ingest_path
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "data" / "sample-workspace"
+# -- ingesting the sample workspace is the cost (--durations: 48 s setup, then 5-15 s a test) --
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,6 +20,7 @@ def test_ruff_is_clean():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+@pytest.mark.slow  # measured: 31-40 s
 def test_mypy_is_clean_on_the_core():
     mypy = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
     assert mypy, "mypy is missing: `make install` installs the test extras"
