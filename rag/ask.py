@@ -59,19 +59,19 @@ class Asker(Writer):
 
     async def events(self, who: str, question: str, conversation_id: str | None = None,
                      *, audience: Scope | None = None,
-                     context: list[tuple[str, str]] | None = None) -> AsyncIterator[Event]:
+                     context: list[tuple[str, str]] | None = None,
+                     actor: str | None = None) -> AsyncIterator[Event]:
         """``audience``: narrow retrieval to what every reader of the place the answer goes
         may read (the bot's replies in channels); ``context``: earlier turns of a chat thread,
-        ``(role, text)``, used as history before the conversation's own."""
+        ``(role, text)``, used as history before the conversation's own; ``actor``: who acts
+        (the service key or the signed-in person), for the audit log."""
         t0 = time.perf_counter()
         if not question or not question.strip():
             raise InvalidRequest("question: must not be empty")
         # blocking work (database, index, embedding) runs in worker threads, so concurrent
         # requests overlap instead of queueing behind one another on the event loop
         user, scope, conv, history, shared_ok = await asyncio.to_thread(
-            self._start, who, conversation_id)
-        if audience is not None:
-            scope = narrow(scope, audience)
+            self._start, who, conversation_id, audience)
         if context:
             history = [*(ConversationMessage(role=r, content=c) for r, c in context), *history]
         standalone = await self._condense(question, history)
@@ -107,15 +107,18 @@ class Asker(Writer):
         latency = (time.perf_counter() - t0) * 1000
         await asyncio.to_thread(
             self.records.audit_generation, user_id=user.id, action="ask", question=question,
-            sources=cites, input_tokens=gen.input_tokens, output_tokens=gen.output_tokens,
-            latency_ms=latency, answer_text=text, answer_id=answer_id, model=self.model_name)
+            sources=sources, cited=cites, actor=actor, input_tokens=gen.input_tokens,
+            output_tokens=gen.output_tokens, latency_ms=latency, answer_text=text,
+            answer_id=answer_id, model=self.model_name)
         yield Event("done", {"answer_id": answer_id, "conversation_id": conv_id,
                              "model": self.model_name, "scope_channels": len(scope.channels),
                              "input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
                              "latency_ms": round(latency, 1)})
 
-    async def ask(self, who: str, question: str, conversation_id: str | None = None) -> AskResult:
-        text, sources, done = await collect(self.events(who, question, conversation_id))
+    async def ask(self, who: str, question: str, conversation_id: str | None = None, *,
+                  actor: str | None = None) -> AskResult:
+        text, sources, done = await collect(self.events(who, question, conversation_id,
+                                                        actor=actor))
         return AskResult(text, sources, done["conversation_id"], done["answer_id"],
                          done["model"], done["scope_channels"], done)
 
@@ -136,10 +139,15 @@ class Asker(Writer):
                    and h.score >= max(min_score, inside - margin) for h in hits[:3])
 
     # ---- the steps of an answer -----------------------------------------------------------
-    def _start(self, who: str, conversation_id: str | None):
+    def _start(self, who: str, conversation_id: str | None, audience: Scope | None):
+        """The asker, the scope of the reply (narrowed to the audience where one reads it) and
+        what of the conversation the reply may use: its history is gated by the scope the
+        reply uses, not by the asker's wider one."""
         user, scope = self.user_scope(who)
-        conv, history, shared_ok = self.conversations.gate(conversation_id, user, scope)
-        return user, scope, conv, history, shared_ok
+        reply_scope = scope if audience is None else narrow(scope, audience)
+        conv, history, shared_ok = self.conversations.gate(conversation_id, user, scope,
+                                                           reply_scope)
+        return user, reply_scope, conv, history, shared_ok
 
     async def _condense(self, question: str, history: list[ConversationMessage]) -> str:
         if not history:

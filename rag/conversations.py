@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .db import Conversation, ConversationMessage, Database, User
 from .errors import NotFound
-from .permissions import Scope
+from .permissions import Scope, unreadable
 from .util import now_ms
 
 
@@ -23,21 +23,31 @@ class Conversations:
     def __init__(self, db: Database):
         self.db = db
 
-    def gate(self, conversation_id: str | None, user: User, scope: Scope
+    def gate(self, conversation_id: str | None, user: User, scope: Scope,
+             reply_scope: Scope | None = None
              ) -> tuple[Conversation | None, list[ConversationMessage], bool]:
-        """The conversation, its history, and whether the asker may use what it holds."""
+        """The conversation, its history, and whether the reply may use what it holds.
+
+        ``scope`` is what the asker may read, ``reply_scope`` what the reply may use (narrower
+        where it is posted for an audience, as the bot's replies in channels are). The history
+        (earlier questions, answers, summary text) is lent only when every channel the
+        conversation drew on is in ``reply_scope``."""
         if not conversation_id:
             return None, [], True
+        reply_scope = scope if reply_scope is None else reply_scope
         with self.db.session() as s:
             conv = s.get(Conversation, conversation_id)
-            if conv is None:
-                raise NotFound(f"conversation {conversation_id!r} does not exist")
-            history = list(s.scalars(select(ConversationMessage).where(
+            history = [] if conv is None else list(s.scalars(select(ConversationMessage).where(
                 ConversationMessage.conversation_id == conv.id).order_by(ConversationMessage.id)))
-        used = set(json.loads(conv.channel_ids or "[]"))
+        used = set(json.loads(conv.channel_ids or "[]")) if conv is not None else set()
         # the owner, or anyone who may read every channel it drew on (never an empty set:
-        # an uploaded transcript's summary stays its uploader's)
-        allowed = used <= scope.channel_ids and (conv.user_id == user.id or bool(used))
+        # an uploaded transcript's summary stays its uploader's); to anyone else it does not
+        # exist, with the same error as an id that never did
+        if conv is None or (conv.user_id != user.id
+                            and not (used and used <= scope.channel_ids)):
+            raise NotFound(unreadable("conversation", conversation_id)
+                           + ": omit conversation_id to start a new one")
+        allowed = used <= reply_scope.channel_ids
         return conv, (history if allowed else []), allowed
 
     def fork(self, conv: Conversation, user: User, history: list[ConversationMessage]) -> str:

@@ -227,7 +227,7 @@ class AuditRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[int] = mapped_column(BigInteger, index=True)
     user_id: Mapped[str] = mapped_column(String(64), index=True)
-    action: Mapped[str] = mapped_column(String(16))  # search | ask | summary
+    action: Mapped[str] = mapped_column(String(16))  # search | ask | summary | feedback
     question: Mapped[str] = mapped_column(Text, default="")
     channel_ids: Mapped[str] = mapped_column(Text, default="[]")
     source_ids: Mapped[str] = mapped_column(Text, default="[]")
@@ -237,6 +237,10 @@ class AuditRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     answer_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # who acted: the service key's name or the signed-in person (None: not said, before 0005)
+    actor: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # ``source_ids`` lists every source the model was given; these are the ones it cited
+    cited_ids: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # ---- the live Mattermost connection (issue 4) --------------------------------------------

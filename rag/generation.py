@@ -3,7 +3,9 @@ extractive mode) behind the output guard, and the asker's scope at the moment of
 
 from __future__ import annotations
 
+import logging
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,16 +14,21 @@ from .db import User
 from .errors import OpenOpsError
 from .extractive import Extractive
 from .guard import StreamGuard
-from .llm.base import ChatMessage, Generation, Generator
+from .llm.base import ChatMessage, Generation, Generator, ProviderError
 from .permissions import Scope, user_and_scope
 from .records import Source
 
 ANSWER_RESERVE = 1024  # tokens kept free for the model's answer
+# what a user is told when the language model fails: its own error text names internal
+# endpoints, deployments and key variables, which are for the admin (in the server log)
+UNAVAILABLE = "the language model is unavailable; see the server log (reference {ref})"
+
+log = logging.getLogger("openops.generation")
 
 
 @dataclass
 class Event:
-    type: str  # token | sources | done | error
+    type: str  # token | progress (a long summary, part by part) | sources | done | error
     data: Any
 
 
@@ -38,16 +45,21 @@ async def collect(events: AsyncIterator[Event]) -> tuple[str, list[dict], dict]:
         elif ev.type == "done":
             done = ev.data
         elif ev.type == "error":
-            from .llm.base import ProviderError
-
             raise ProviderError(ev.data["error"], status=ev.data.get("status", 502))
     return "".join(parts), sources, done
 
 
 def failure(exc: OpenOpsError) -> Event:
     """The ``error`` event that ends a stream the model (or anything after the first event)
-    broke."""
-    return Event("error", {"error": str(exc), "status": getattr(exc, "status", 502)})
+    broke. A provider's error is logged in full and reaches the user as a generic message
+    with a reference to find it by in the log."""
+    status = getattr(exc, "status", 502)
+    if isinstance(exc, ProviderError):
+        ref = uuid.uuid4().hex[:12]
+        log.error("language model failed (reference %s, HTTP %s): %s", ref, status, exc)
+        return Event("error", {"error": UNAVAILABLE.format(ref=ref), "status": status,
+                               "reference": ref})
+    return Event("error", {"error": str(exc), "status": status})
 
 
 def cited(text: str, sources: list[Source]) -> list[Source]:

@@ -7,7 +7,9 @@ Every retrieval path asks :func:`readable_scope` and nothing else. The rules fol
 * private channel (P): its members (who must still belong to the team);
 * direct and group messages (D, G): their participants;
 * archived channel or deleted team: nobody, unless ``include_archived`` (then as before);
-* a channel the mirror does not know: nobody.
+* a channel the mirror does not know: nobody;
+* a user whose roles the mirror does not know (a placeholder row for a member or author not
+  fetched yet): reads as a guest, the most restricted reader, and counts as one in audiences.
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ class Scope:
         return not self.channels
 
 
+def status_unknown(user: User) -> bool:
+    """No roles known (the mirror's placeholder row): guest or not, nobody can tell."""
+    return not (user.roles or "").strip()
+
+
+def restricted(user: User) -> bool:
+    """Reads as a guest: a guest, or a user whose guest status is unknown (unknown means
+    private)."""
+    return bool(user.is_guest) or status_unknown(user)
+
+
 def find_user(session: Session, who: str) -> User | None:
     """A user by username (with or without a leading @) or by id."""
     who = who.strip()
@@ -53,6 +66,12 @@ def find_user(session: Session, who: str) -> User | None:
     if user is None:
         user = session.get(User, who)
     return user
+
+
+def unreadable(what: str, key: str) -> str:
+    """One message for what does not exist and what the asker may not read: telling them
+    apart would tell whether a post, channel, file, answer or conversation exists."""
+    return f"{what} {key!r} does not exist or you may not read it"
 
 
 def known_user(session: Session, who: str) -> User:
@@ -84,7 +103,7 @@ def readable_scope(session: Session, user_id: str | None, *, include_archived: b
     if not include_archived:
         team_q = team_q.where(Team.delete_at == 0)
     team_ids = set(session.scalars(team_q))
-    guest = user.is_guest
+    guest = restricted(user)
 
     member_ids = select(ChannelMember.channel_id).where(ChannelMember.user_id == user_id)
     conditions = [
@@ -118,7 +137,8 @@ def readable_scope(session: Session, user_id: str | None, *, include_archived: b
 def channel_readers(session: Session, channel_id: str, *, include_archived: bool = False
                     ) -> set[str]:
     """Every active, non-bot user who may read the channel now (the same rules as
-    :func:`readable_scope`, seen from the channel's side)."""
+    :func:`readable_scope`, seen from the channel's side), and every one who might: a user of
+    unknown status on the team of a public channel counts, as a non-guest would."""
     ch = session.get(Channel, channel_id)
     if ch is None or (ch.delete_at and not include_archived):
         return set()
@@ -176,14 +196,22 @@ def audience_scope(session: Session, channel_id: str, *, include_archived: bool 
         return Scope(user_id=None)
     # start from one reader's scope: the audience can only be narrower
     base = readable_scope(session, min(readers), include_archived=include_archived)
-    if not base.channels:
-        return Scope(user_id=None)
+    here = session.get(Channel, channel_id)
+    if here is not None and channel_id not in base.channels:
+        # the place itself: whoever sees the reply reads it there (that reader is one who
+        # might read it, a user of unknown status, reading as a guest)
+        base = Scope(user_id=base.user_id, public_team_ids=base.public_team_ids,
+                     channels={**base.channels,
+                               channel_id: (here.chunk_count, here.index_version)})
     users = sorted(readers)
     rows: dict[str, Channel] = {}
     for ids in _slices(list(base.channels)):
         rows.update({c.id: c for c in session.scalars(select(Channel).where(Channel.id.in_(ids)))})
+    # readers who read as guests: guests, and users of unknown status (who might be guests
+    # that are not members of a public channel, and who see the reply all the same)
     guests = sorted(g for ids in _slices(users) for g in session.scalars(
-        select(User.id).where(User.id.in_(ids), User.is_guest.is_(True))))
+        select(User.id).where(User.id.in_(ids),
+                              or_(User.is_guest.is_(True), User.roles == ""))))
     teams = sorted({c.team_id for c in rows.values() if c.team_id})
     on_team = _member_counts(session, TeamMember, TeamMember.team_id, teams, users)
     covered = {t for t in teams if on_team.get(t, 0) == len(users)}

@@ -26,6 +26,6 @@ CONDENSE = """Rewrite the user's last message as one standalone question that ca
 without the conversation. Keep names, ids and numbers. Reply with the question only."""
 
 
-def fence(n: int, header: str, text: str) -> str:
+def fence(n: int | str, header: str, text: str) -> str:
     body = text.replace("</source>", "</ source>")
     return f'<source id="{n}" {header}>\n{body}\n</source>'

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from .db import Answer, AuditRecord, Database, Feedback
 from .errors import InvalidRequest, NotFound
-from .permissions import find_user, user_and_scope
+from .permissions import find_user, unreadable, user_and_scope
 from .util import now_ms
 
 
@@ -42,15 +42,20 @@ class Source:
 def write_audit(db: Database, *, user_id: str, action: str, question: str,
                 sources: Sequence, model: str, latency_ms: float,
                 input_tokens: int | None = None, output_tokens: int | None = None,
-                answer_text: str | None = None, answer_id: str | None = None) -> None:
-    """One audit record: who asked what, when, which channels and posts it drew on."""
+                answer_text: str | None = None, answer_id: str | None = None,
+                cited: Sequence | None = None, actor: str | None = None) -> None:
+    """One audit record: who acted (``actor``: the service key or the person) for whom
+    (``user_id``), what was asked, when, and every channel and post whose text went to the
+    model (``sources``), with the ones the answer cited (``cited``)."""
     with db.session() as s:
         s.add(AuditRecord(
             at=now_ms(), user_id=user_id, action=action, question=question,
             channel_ids=json.dumps(sorted({x.channel_id for x in sources})),
             source_ids=json.dumps([x.post_id for x in sources]), model=model,
             input_tokens=input_tokens, output_tokens=output_tokens,
-            latency_ms=round(latency_ms, 1), answer_text=answer_text, answer_id=answer_id))
+            latency_ms=round(latency_ms, 1), answer_text=answer_text, answer_id=answer_id,
+            cited_ids=json.dumps([x.post_id for x in cited]) if cited is not None else None,
+            actor=actor))
         s.commit()
 
 
@@ -70,14 +75,16 @@ class Records:
 
     # ---- audit ----------------------------------------------------------------------------
     def audit_generation(self, *, user_id: str, action: str, question: str,
-                         sources: Sequence[Source], input_tokens: int | None,
-                         output_tokens: int | None, latency_ms: float, answer_text: str | None,
-                         answer_id: str | None, model: str) -> None:
+                         sources: Sequence[Source], cited: Sequence[Source],
+                         input_tokens: int | None, output_tokens: int | None,
+                         latency_ms: float, answer_text: str | None, answer_id: str | None,
+                         model: str, actor: str | None) -> None:
+        """An answer's or summary's record: ``sources``, all the model was given."""
         write_audit(self.db, user_id=user_id, action=action, question=question,
-                    sources=sources, model=model, input_tokens=input_tokens,
+                    sources=sources, cited=cited, model=model, input_tokens=input_tokens,
                     output_tokens=output_tokens, latency_ms=latency_ms,
                     answer_text=answer_text if self.settings.audit_answer_text else None,
-                    answer_id=answer_id)
+                    answer_id=answer_id, actor=actor)
 
     def audit(self, limit: int = 100, user: str | None = None) -> list[dict]:
         with self.db.session() as s:
@@ -92,10 +99,13 @@ class Records:
             "source_ids": json.loads(r.source_ids), "model": r.model,
             "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
             "latency_ms": r.latency_ms, "answer_text": r.answer_text, "answer_id": r.answer_id,
+            "cited_ids": json.loads(r.cited_ids) if r.cited_ids is not None else None,
+            "actor": r.actor,
         } for r in rows]
 
     # ---- feedback -------------------------------------------------------------------------
-    def feedback(self, who: str, answer_id: str, rating: str, comment: str = "") -> dict:
+    def feedback(self, who: str, answer_id: str, rating: str, comment: str = "", *,
+                 actor: str | None = None) -> dict:
         if rating not in ("up", "down"):
             raise InvalidRequest("rating: must be 'up' or 'down'")
         user, scope = user_and_scope(self.db, who,
@@ -107,9 +117,12 @@ class Records:
             # the asker, or anyone who may read everything the answer drew on (a reader of the
             # channel it was posted in); to anyone else the answer does not exist
             if answer is None or (answer.user_id != user.id and not drawn <= scope.channel_ids):
-                raise NotFound(f"answer {answer_id!r} does not exist")
+                raise NotFound(unreadable("answer", answer_id))
             fb = Feedback(answer_id=answer_id, user_id=user.id, rating=rating,
                           comment=comment or "", created_at=now_ms())
             s.add(fb)
             s.commit()
-            return {"id": fb.id, "answer_id": answer_id, "rating": rating}
+            out = {"id": fb.id, "answer_id": answer_id, "rating": rating}
+        write_audit(self.db, user_id=user.id, action="feedback", question=rating, sources=[],
+                    model="", latency_ms=0.0, answer_id=answer_id, actor=actor)
+        return out

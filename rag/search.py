@@ -101,7 +101,8 @@ class SearchService:
         hits = [h for h in hits if scope.allows(str(h.metadata.get("channel_id", "")))]
         return rerank(query, hits)[:k] if n > k else hits[:k]
 
-    def search(self, user: str, query: str, k: int = 8) -> SearchResponse:
+    def search(self, user: str, query: str, k: int = 8, *,
+               actor: str | None = None) -> SearchResponse:
         if not query or not query.strip():
             raise InvalidRequest("query: must not be empty")
         if not 1 <= k <= MAX_K:
@@ -115,7 +116,7 @@ class SearchService:
         took = (time.perf_counter() - t0) * 1000
         if scope.user_id:
             write_audit(self.db, user_id=scope.user_id, action="search", question=query,
-                        sources=results, model="search", latency_ms=took)
+                        sources=results, model="search", latency_ms=took, actor=actor)
         return SearchResponse(scope.user_id, results, len(scope.channels), took)
 
     def present(self, hits: list[Hit]) -> list[SearchResult]:

@@ -9,8 +9,10 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
 from .conversations import Conversations
 from .db import Channel, File, Post, Team, User
@@ -19,7 +21,7 @@ from .extractive import Extractive, Sentence
 from .generation import ANSWER_RESERVE, Event, Writer, cited, failure, tokens, words
 from .guard import guard_markdown
 from .llm.base import ChatMessage, Generation, Generator
-from .permissions import Scope
+from .permissions import Scope, unreadable
 from .prompts import SUMMARY_SYSTEM, fence
 from .records import Records, Source
 from .util import fmt_ms, now_ms, permalink
@@ -36,7 +38,10 @@ class Summaries(Writer):
     async def events(self, who: str, kind: str, *, thread_id: str | None = None,
                      channel_id: str | None = None, since: int | None = None,
                      days: float | None = None, file_id: str | None = None,
-                     transcript: str | None = None) -> AsyncIterator[Event]:
+                     transcript: str | None = None,
+                     actor: str | None = None) -> AsyncIterator[Event]:
+        """The summary as events (``token``, ``sources``, ``done``, or ``error``); ``actor``:
+        who acts (the service key or the signed-in person), for the audit log."""
         t0 = time.perf_counter()
         user, scope = await asyncio.to_thread(self.user_scope, who)
         title, channels, items = await asyncio.to_thread(
@@ -47,9 +52,10 @@ class Summaries(Writer):
         gen = Generation(model=self.model_name)
         parts: list[str] = []
         try:
-            async for delta in self._text(user, title, sources, gen):
-                parts.append(delta)
-                yield Event("token", delta)
+            async for ev in self._text(user, title, sources, gen):
+                if ev.type == "token":
+                    parts.append(ev.data)
+                yield ev
         except OpenOpsError as exc:
             yield failure(exc)
             return
@@ -58,12 +64,14 @@ class Summaries(Writer):
             self._save, user, title, text, items, channels, sources,
             dict(thread_id=thread_id, channel_id=channel_id, since=since, days=days,
                  file_id=file_id, channels=channels))
-        yield Event("sources", [s.public() for s in cited(text, sources)])
+        cites = cited(text, sources)
+        yield Event("sources", [s.public() for s in cites])
         latency = (time.perf_counter() - t0) * 1000
         await asyncio.to_thread(
             self.records.audit_generation, user_id=user.id, action="summary",
-            question=f"{kind}: {title}", sources=sources, input_tokens=gen.input_tokens,
-            output_tokens=gen.output_tokens, latency_ms=latency, answer_text=text,
+            question=f"{kind}: {title}", sources=sources, cited=cites, actor=actor,
+            input_tokens=gen.input_tokens, output_tokens=gen.output_tokens, latency_ms=latency,
+            answer_text=text,
             answer_id=answer_id, model=self.model_name)
         yield Event("done", {"answer_id": answer_id, "conversation_id": conv_id, "title": title,
                              "model": self.model_name, "posts": len(items),
@@ -88,17 +96,16 @@ class Summaries(Writer):
             if kind == "thread":
                 if not thread_id:
                     raise InvalidRequest("thread_id: required for a thread summary")
-                root = s.get(Post, thread_id)
-                if root is None:
-                    raise NotFound(f"post {thread_id!r} does not exist")
-                root_id = root.root_id or root.id
-                if not scope.allows(root.channel_id):
-                    raise NotFound(f"post {thread_id!r} does not exist or you may not read it")
+                post = s.get(Post, thread_id)
+                # missing, deleted (or in a thread whose root is) and unreadable look the same
+                if post is None or not scope.allows(post.channel_id) or not _alive(s, post):
+                    raise NotFound(unreadable("post", thread_id))
+                root_id = post.root_id or post.id
                 posts = list(s.scalars(select(Post).where(
                     (Post.id == root_id) | (Post.root_id == root_id), Post.delete_at == 0)
                     .order_by(Post.create_at)))
-                ch = s.get(Channel, root.channel_id)
-                return (f"Thread in ~{ch.name if ch else ''}", [root.channel_id],
+                ch = s.get(Channel, post.channel_id)
+                return (f"Thread in ~{ch.name if ch else ''}", [post.channel_id],
                         [(p.id, line(p)) for p in posts])
             if kind == "channel":
                 if not channel_id:
@@ -112,13 +119,16 @@ class Summaries(Writer):
                                              "teams have it): give the channel id")
                     ch = named[0] if named else None
                 if ch is None or not scope.allows(ch.id):
-                    raise NotFound(f"channel {channel_id!r} does not exist or you may not read it")
+                    raise NotFound(unreadable("channel", channel_id))
                 if since is None:
                     if days is None:
                         raise InvalidRequest("since or days: one is required for a channel summary")
                     since = int(now_ms() - days * 86_400_000)
+                # live posts, and no replies of a root deleted meanwhile: they went with it
+                dead_root = aliased(Post)
                 posts = list(s.scalars(select(Post).where(
-                    Post.channel_id == ch.id, Post.create_at >= since, Post.delete_at == 0)
+                    Post.channel_id == ch.id, Post.create_at >= since, Post.delete_at == 0,
+                    ~exists().where(dead_root.id == Post.root_id, dead_root.delete_at > 0))
                     .order_by(Post.create_at)))
                 return (f"~{ch.name} since {fmt_ms(since)[:10]}", [ch.id],
                         [(p.id, line(p)) for p in posts])
@@ -131,8 +141,12 @@ class Summaries(Writer):
                 if not file_id:
                     raise InvalidRequest("file_id or transcript: one is required for a meeting summary")
                 f = s.get(File, file_id)
-                if f is None or f.kind != "transcript" or not scope.allows(f.channel_id):
-                    raise NotFound(f"transcript {file_id!r} does not exist or you may not read it")
+                # a file deleted in the mirror (or whose post is) is one that does not exist
+                post = s.get(Post, f.post_id) if f is not None else None
+                if (f is None or f.kind != "transcript" or f.delete_at
+                        or not scope.allows(f.channel_id)
+                        or (post is not None and not _alive(s, post))):
+                    raise NotFound(unreadable("transcript", file_id))
                 paragraphs = [p for p in f.text.split("\n") if p.strip()]
                 return (f"Meeting {f.name}", [f.channel_id],
                         [(f.post_id, "\n".join(paragraphs[i:i + 12]))
@@ -161,10 +175,12 @@ class Summaries(Writer):
         return out
 
     async def _text(self, user: User, title: str, sources: list[Source],
-                    gen: Generation) -> AsyncIterator[str]:
+                    gen: Generation) -> AsyncIterator[Event]:
+        """The summary's ``token`` events, with ``progress`` events while a long one is read
+        part by part (map), before the summary of the notes (reduce) streams."""
         if not sources:
             gen.text = "Nothing to summarise: no messages in that range."
-            yield gen.text
+            yield Event("token", gen.text)
             return
         reader = f"{user.display_name} (@{user.username}{', ' + user.position if user.position else ''})"
         if self.generator is None:
@@ -173,7 +189,7 @@ class Summaries(Writer):
             text = guard_markdown(_render(title, reader, res, sources))
             gen.text = text
             for piece in words(text):
-                yield piece
+                yield Event("token", piece)
             return
         budget = self.settings.llm_context_tokens - ANSWER_RESERVE - tokens(SUMMARY_SYSTEM) - 200
         groups: list[list[Source]] = [[]]
@@ -185,21 +201,24 @@ class Summaries(Writer):
                 used = 0
             groups[-1].append(s)
             used += cost
-        notes: list[str] = []
         if len(groups) > 1:  # map: notes per part, citations kept; then reduce below
+            notes: list[str] = []
             for g in groups:
                 msgs = [ChatMessage("system", SUMMARY_SYSTEM), ChatMessage("user", (
                     "Summarise this part of the conversation as short notes with citations.\n\n"
                     + "\n".join(fence(s.n, f'author="{s.author}"', s.text) for s in g)))]
                 notes.append(await self.generator.acomplete(msgs))
-            body = "\n\n".join(fence(i + 1, 'kind="notes"', n) for i, n in enumerate(notes))
+                # a long summary shows it is under way as each part is read
+                yield Event("progress", {"stage": "map", "done": len(notes),
+                                         "total": len(groups)})
+            body = rekeyed(groups, notes)
         else:
             body = "\n".join(fence(s.n, f'author="{s.author}" time="{fmt_ms(s.created_at)}"',
                                    s.text) for s in groups[0])
         msgs = [ChatMessage("system", SUMMARY_SYSTEM), ChatMessage("user", (
             f"The reader is {reader}; point out what concerns them.\nSummarise: {title}\n\n{body}"))]
         async for out in self.guarded(msgs, gen, {s.permalink for s in sources if s.permalink}):
-            yield out
+            yield Event("token", out)
 
     def _save(self, user: User, title: str, text: str, items, channels,
               sources: list[Source], params: dict) -> tuple[str, str]:
@@ -213,6 +232,51 @@ class Summaries(Writer):
                                     model=self.model_name, created_at=t, sources=sources[:50])
             s.commit()
         return conv_id, answer_id
+
+
+CITATION = re.compile(r"\[(\d{1,4})\]")
+
+
+def _keep_citation(valid: set[int], m: re.Match) -> str:
+    return m.group(0) if int(m.group(1)) in valid else ""
+
+
+def rekeyed(groups: list[list[Source]], notes: list[str]) -> str:
+    """The map notes for the reduce, keyed by the sources they cite: each note line goes in
+    the fence of the first source of its part that it cites, so that every number the
+    reducing model reads, as a fence id or as a citation, is a source's (numbering the notes
+    themselves 1, 2, ... made the model cite note numbers as if they were sources). A
+    citation of a source outside the part is dropped; lines citing none stay in a fence of
+    their part, which has no number to cite."""
+    out: list[str] = []
+    for part, (group, note) in enumerate(zip(groups, notes), 1):
+        valid = {s.n for s in group}
+        by_source: dict[int, list[str]] = {}
+        loose: list[str] = []
+        for line in note.splitlines():
+            line = CITATION.sub(partial(_keep_citation, valid), line)
+            if not line.strip():
+                continue
+            cites = [int(n) for n in CITATION.findall(line)]
+            (by_source.setdefault(cites[0], []) if cites else loose).append(line)
+        for src in group:
+            if src.n in by_source:
+                out.append(fence(src.n, f'author="{src.author}" time="{fmt_ms(src.created_at)}"',
+                                 "\n".join(by_source[src.n])))
+        if loose:
+            out.append(fence(f"part-{part}", 'kind="notes"', "\n".join(loose)))
+    return "\n".join(out)
+
+
+def _alive(s: Session, post: Post) -> bool:
+    """Neither the post nor its thread's root is deleted (a root deleted live takes its
+    replies with it)."""
+    if post.delete_at:
+        return False
+    if post.root_id:
+        root = s.get(Post, post.root_id)
+        return root is None or not root.delete_at  # an unknown root: partial data, kept
+    return True
 
 
 def _render(title: str, reader: str, res: dict[str, list[Sentence]],

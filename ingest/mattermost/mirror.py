@@ -116,7 +116,7 @@ class Mirror:
         """Placeholder rows for users not fetched yet (a post's author): names come later."""
         for uid in set(user_ids):
             if uid and s.get(User, uid) is None:
-                s.add(User(id=uid, username=f"user-{uid}"))
+                s.add(User(id=uid, username=f"user-{uid}", roles=""))  # status unknown
         s.flush()
 
     def upsert_team(self, t: dict) -> None:

@@ -126,14 +126,17 @@ def test_summary_of_a_channel_the_user_may_not_read_is_404(server):
     assert r.status_code == 422 and "days" in r.json()["error"]
 
 
-def test_a_shared_summary_gives_an_outsider_nothing_from_it(server):
+def test_a_shared_summary_is_to_an_outsider_as_if_it_did_not_exist(server):
     doc = post(server, "/v1/summaries", {"user": "alice.a", "kind": "channel",
                                          "channel_id": "eng-private", "days": 3650}).json()
     other = post(server, "/v1/ask", {"user": "bob.b", "question": "how often does it rotate?",
-                                     "conversation_id": doc["conversation_id"]}).json()
-    assert "Tuesday" not in other["answer"]
-    assert all(s["channel_name"] != "eng-private" for s in other["sources"])
-    assert other["conversation_id"] != doc["conversation_id"]
+                                     "conversation_id": doc["conversation_id"]})
+    made_up = post(server, "/v1/ask", {"user": "bob.b", "question": "how often does it rotate?",
+                                       "conversation_id": "0" * 32})
+    assert other.status_code == made_up.status_code == 404
+    assert (other.json()["error"].replace(doc["conversation_id"], "ID")
+            == made_up.json()["error"].replace("0" * 32, "ID"))
+    assert "Tuesday" not in other.text
 
 
 def test_thread_summary_and_meeting_upload(server):
@@ -166,8 +169,10 @@ def test_feedback_and_audit(server):
     assert httpx.get(server + "/v1/audit", headers=H).status_code == 403
     recs = httpx.get(server + "/v1/audit?user=alice.a",
                      headers={"Authorization": f"Bearer {ADMIN}"}).json()["records"]
-    mine = next(r for r in recs if r["answer_id"] == ask["answer_id"])
+    rated, mine = [r for r in recs if r["answer_id"] == ask["answer_id"]][:2]
+    assert rated["action"] == "feedback" and rated["question"] == "up"  # newest first
     assert mine["action"] == "ask" and mine["question"] == "lasagna day?"
+    assert set(mine["cited_ids"]) <= set(mine["source_ids"]) and "actor" in mine
     assert mine["model"] == "extractive" and mine["channel_ids"] and mine["source_ids"]
     assert mine["latency_ms"] > 0 and "lasagna" in mine["answer_text"]
     hits = post(server, "/v1/search", {"user": "alice.a", "query": "password rotation"}).json()
@@ -235,14 +240,16 @@ def test_someone_elses_conversation_is_continued_in_a_copy(server):
     assert mine["conversation_id"] == doc["conversation_id"]
 
 
-def test_a_private_ask_conversation_lends_nothing_to_an_outsider(server):
+def test_a_private_ask_conversation_is_to_an_outsider_as_if_it_did_not_exist(server):
+    """(What the history gate lends is tested with a model that echoes its prompt in
+    test_llm_answers.py: in the extractive mode history never reaches the output.)"""
     first = post(server, "/v1/ask", {"user": "alice.a",
                                      "question": "When does the staging database password rotate?"}).json()
     assert "Tuesday" in first["answer"]
     other = post(server, "/v1/ask", {"user": "bob.b", "question": "remind me, which day was it?",
-                                     "conversation_id": first["conversation_id"]}).json()
-    assert "Tuesday" not in other["answer"]
-    assert other["conversation_id"] != first["conversation_id"]
+                                     "conversation_id": first["conversation_id"]})
+    assert other.status_code == 404 and "does not exist or you may not read it" in other.text
+    assert "Tuesday" not in other.text
 
 
 def test_feedback_only_from_someone_who_may_read_the_answer(server):

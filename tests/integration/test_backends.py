@@ -75,21 +75,27 @@ def test_answers_conversations_feedback_and_audit_on_each_database(db_kind, make
 
     rt = make_runtime(db_kind)
     ingest_path(rt, workspace().write(tmp_path / "ws.jsonl"))
-    first = asyncio.run(rt.asker.ask("alice.a", "When does the staging password rotate?"))
+    first = asyncio.run(rt.asker.ask("alice.a", "When does the staging password rotate?",
+                                     actor="key:integrations"))
     assert FACTS["eng-private"].split(" every ")[1].rstrip(".") in first.answer
     follow = asyncio.run(rt.asker.ask("alice.a", "and which database?", first.conversation_id))
     assert follow.conversation_id == first.conversation_id
 
     async def summary():
         return [ev async for ev in rt.summaries.events(
-            "alice.a", "channel", channel_id="eng-private", days=3650)]
+            "alice.a", "channel", channel_id="eng-private", days=3650, actor="alice.a")]
 
     done = asyncio.run(summary())[-1].data
     assert done["conversation_id"]
-    assert rt.records.feedback("alice.a", first.answer_id, "down", "too short")["rating"] == "down"
+    assert rt.records.feedback("alice.a", first.answer_id, "down", "too short",
+                               actor="alice.a")["rating"] == "down"
     audit = rt.records.audit(user="alice.a")
-    assert [r["action"] for r in audit][:3] == ["summary", "ask", "ask"]
+    assert [r["action"] for r in audit][:4] == ["feedback", "summary", "ask", "ask"]
+    # who acted, on each database (migration 0005): the key, the person, or not said
+    assert [r["actor"] for r in audit][:4] == ["alice.a", "alice.a", None, "key:integrations"]
+    assert audit[0]["answer_id"] == first.answer_id and audit[0]["question"] == "down"
     assert audit[-1]["latency_ms"] > 0 and audit[-1]["channel_ids"]
+    assert set(audit[-1]["cited_ids"]) <= set(audit[-1]["source_ids"])
 
 
 def test_a_summary_follow_up_reads_only_its_posts_and_from_the_cache(make_runtime, tmp_path):
