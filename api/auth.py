@@ -187,7 +187,7 @@ def require_admin(request: Request, creds: Credentials) -> None:
 
 def actor_of(request: Request) -> str:
     """Who acted, for the audit row: ``key:api``, ``key:admin``, ``key:local`` or
-    ``user:<username>``. Pass it as ``actor=`` to the services once they take it."""
+    ``user:<username>``: what the services take as ``actor=``."""
     return getattr(request.state, "actor", "unknown")
 
 

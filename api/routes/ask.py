@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CallerDep, acting_user
+from api.auth import CallerDep, acting_user, actor_of
 from api.deps import RuntimeDep
 from api.models import SSE_RESPONSE, errors
 from api.sse import first_checked, sse
@@ -41,7 +41,8 @@ async def ask(body: AskRequest, request: Request, caller: CallerDep, runtime: Ru
     user = acting_user(request, caller, body.user)
     if body.stream:
         return sse(request, await first_checked(runtime.asker.events(
-            user, body.question, body.conversation_id)))
-    res = await runtime.asker.ask(user, body.question, body.conversation_id)
+            user, body.question, body.conversation_id, actor=actor_of(request))))
+    res = await runtime.asker.ask(user, body.question, body.conversation_id,
+                                 actor=actor_of(request))
     return {"answer": res.answer, "sources": res.sources, "conversation_id":
             res.conversation_id, "answer_id": res.answer_id, "model": res.model}

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CallerDep, acting_user
+from api.auth import CallerDep, acting_user, actor_of
 from api.deps import RuntimeDep
 from api.models import errors
 
@@ -28,4 +28,5 @@ def feedback(body: FeedbackRequest, request: Request, caller: CallerDep,
              runtime: RuntimeDep) -> dict:
     """Record a 👍/👎 on an answer (every answer carries an `answer_id`)."""
     user = acting_user(request, caller, body.user)
-    return runtime.records.feedback(user, body.answer_id, body.rating, body.comment or "")
+    return runtime.records.feedback(user, body.answer_id, body.rating, body.comment or "",
+                                    actor=actor_of(request))

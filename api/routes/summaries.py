@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CallerDep, acting_user
+from api.auth import CallerDep, acting_user, actor_of
 from api.deps import RuntimeDep
 from api.models import SSE_RESPONSE, errors
 from api.sse import first_checked, sse
@@ -60,7 +60,8 @@ async def summaries(body: SummaryRequest, request: Request, caller: CallerDep,
             raise InvalidRequest(f"transcript: {exc}") from exc
     events = runtime.summaries.events(
         user, body.kind, thread_id=body.thread_id, channel_id=body.channel_id,
-        since=body.since, days=body.days, file_id=body.file_id, transcript=transcript)
+        since=body.since, days=body.days, file_id=body.file_id, transcript=transcript,
+        actor=actor_of(request))
     events = await first_checked(events)
     if body.stream:
         return sse(request, events)
