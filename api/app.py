@@ -192,6 +192,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
                          422: {"model": ErrorModel}},
               dependencies=[Depends(authorised)])
     def search(body: SearchRequest) -> dict:
+        live.refresh_reader_blocking(body.user)  # revocation applies at once (issue 9, item 4)
         return runtime.search.search(body.user, body.query, body.k).to_dict()
 
     def admin(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -239,6 +240,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
         """Answer from what the user may read, with numbered citations. With `stream`: SSE
         events `token` (text), `sources` (list), `done` (answer_id, conversation_id), or
         `error`."""
+        await live.refresh_reader(body.user)  # revocation applies at once (issue 9, item 4)
         if body.stream:
             return sse(await first_checked(runtime.answers.ask_events(
                 body.user, body.question, body.conversation_id)))
@@ -254,6 +256,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
         """Summarise a thread, a channel since a time or over the last N days, or a meeting
         transcript: key points, decisions, action items, open questions. The returned
         `conversation_id` takes follow-up questions through /v1/ask."""
+        await live.refresh_reader(body.user)  # revocation applies at once (issue 9, item 4)
         transcript = None
         if body.transcript:
             from ingest.extract import ExtractionError, extract
@@ -303,6 +306,7 @@ def create_app(runtime, *, insecure_local: bool = False, live=None) -> FastAPI:
     @app.get("/v1/scope", dependencies=[Depends(authorised)])
     def scope(user: str) -> dict:
         """The channels a user may read right now (what a search or an answer draws on)."""
+        live.refresh_reader_blocking(user)  # revocation applies at once (issue 9, item 4)
         from sqlalchemy import select
 
         from rag.db import Channel, Team
