@@ -229,3 +229,21 @@ def acting_user(request: Request, caller: Caller, requested: str | None, *,
     raise Forbidden(f"signed in as @{person.username}, a request may act only as "
                     f"@{person.username}: omit \"user\" or set it to \"{person.username}\" "
                     "(acting for others takes the service key, OPENOPS_API_KEY)")
+
+
+async def acting_reader(request: Request, caller: Caller, requested: str | None, *,
+                        where: str = "body") -> str:
+    """:func:`acting_user`, whose permissions are then re-read from Mattermost (teams, channel
+    memberships, roles; at most once per OPENOPS_PERMISSION_REFRESH_S): a removal applies to the
+    next question through the API too, even in channels the bot is not in."""
+    user = acting_user(request, caller, requested, where=where)
+    await request.app.state.live.refresh_reader(user)
+    return user
+
+
+def acting_reader_blocking(request: Request, caller: Caller, requested: str | None, *,
+                           where: str = "body") -> str:
+    """:func:`acting_reader` for the synchronous routes (they run in a worker thread)."""
+    user = acting_user(request, caller, requested, where=where)
+    request.app.state.live.refresh_reader_blocking(user)
+    return user

@@ -165,14 +165,18 @@ def sources_block(sources: list[dict]) -> str:
 
 
 class Bot:
-    def __init__(self, runtime, mm: Mattermost, worker: IndexWorker | None = None):
+    def __init__(self, runtime, mm: Mattermost, worker: IndexWorker | None = None, *,
+                 refresher: Refresher | None = None):
         self.rt = runtime
         self.settings = runtime.settings
         self.mm = mm
         self.worker = worker
         self.mirror = Mirror(runtime.db, on_dirty=worker.poke if worker else None)
         self.syncer = Syncer(mm, self.mirror)
-        self.refresher = Refresher(mm, self.mirror)
+        # the asker's permissions are re-read before each answer; Live shares its refresher
+        # (and its per-user cache) between the bot and the API
+        self.refresher = refresher or Refresher(
+            mm, self.mirror, refresh_s=self.settings.permission_refresh_s)
         self.events = EventMirror(mm, self.mirror, self.syncer, self.refresher, self._spawn,
                                   lambda: self.me.get("id", ""))
         self.handlers = {"posted": self._on_posted, "reaction_added": self._on_reaction}
@@ -294,8 +298,8 @@ class Bot:
         if reaction:
             await self._feedback(reaction)
 
-    async def refresh_user(self, user_id: str) -> None:
-        await self.refresher.refresh_user(user_id)
+    async def refresh_reader(self, user_id: str) -> None:
+        await self.refresher.refresh_reader(user_id)
 
     # ---- conversations --------------------------------------------------------------------
     def _mentions_me(self, post: dict, data: dict) -> bool:
@@ -440,7 +444,7 @@ class Bot:
             await self.mm.create_post(channel_id, "Ask me a question after the mention, or type "
                                       "`/openops help`.", root_id=root_id)
             return
-        await self.refresh_user(asker)
+        await self.refresh_reader(asker)
         context = await self._thread_context(post)
         conv_key_root = post.get("root_id") or ""
         conversation_id = await asyncio.to_thread(self._thread_conversation, channel_id,

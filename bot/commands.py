@@ -142,7 +142,7 @@ async def _ask(bot, f: dict, question: str) -> None:
     from .bot import defang, failure_text, sources_block
 
     try:
-        await bot.refresh_user(f["user_id"])
+        await bot.refresh_reader(f["user_id"])
         async with bot.busy:
             text, sources, _ = await collect(bot.rt.asker.events(f["user_id"], question))
         msg = defang(text) + sources_block(sources)
@@ -155,7 +155,7 @@ async def _ask(bot, f: dict, question: str) -> None:
 async def _summarize(bot, f: dict, days: float | None, post_id: str | None) -> None:
     uid, cid = f["user_id"], f["channel_id"]
     try:
-        await bot.refresh_user(uid)
+        await bot.refresh_reader(uid)
         root = await _thread_root(bot, uid, cid, post_id) if post_id else ""
         if post_id and not root:
             await bot.mm.ephemeral(uid, cid, NO_SUCH_POST)

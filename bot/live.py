@@ -11,6 +11,8 @@ import logging
 
 from ingest.mattermost.client import Backoff
 from ingest.mattermost.jobs import JobManager
+from ingest.mattermost.mirror import Mirror
+from ingest.mattermost.refresh import Refresher
 from ingest.mattermost.worker import IndexWorker
 
 log = logging.getLogger("openops.bot.live")
@@ -24,6 +26,8 @@ class Live:
         self.worker: IndexWorker | None = None
         self.jobs = JobManager(runtime, _LazyWorker(self), make_client=make_client)
         self.bot = None
+        self._refresher: Refresher | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._resync: asyncio.Task | None = None
         self._bot_task: asyncio.Task | None = None
 
@@ -32,13 +36,14 @@ class Live:
         s = self.rt.settings
         return bool(self._make_client or (s.mattermost_url and s.mattermost_token))
 
-    def client(self):
+    def client(self, **options):
         from ingest.mattermost.client import Mattermost
 
         if self._make_client:
             return self._make_client()
         s = self.rt.settings
-        return Mattermost(s.mattermost_url, s.mattermost_token, ca_file=s.mattermost_ca_file)
+        return Mattermost(s.mattermost_url, s.mattermost_token, ca_file=s.mattermost_ca_file,
+                          **options)
 
     def _worker(self) -> IndexWorker:
         if self.worker is None:
@@ -48,9 +53,33 @@ class Live:
             self.worker.start()
         return self.worker
 
+    # ---- the asker's permissions, re-read before a question -------------------------------
+    def refresher(self) -> Refresher:
+        if self._refresher is None:
+            worker = self.worker
+            # a person waits on it: fail fast (one retry, 10 s) and answer from the mirror
+            mirror = Mirror(self.rt.db, on_dirty=worker.poke if worker else None)
+            self._refresher = Refresher(self.client(timeout=10.0, max_retries=1), mirror,
+                                        refresh_s=self.rt.settings.permission_refresh_s)
+        return self._refresher
+
+    async def refresh_reader(self, who: str) -> None:
+        """Re-read ``who``'s teams, channel memberships and roles from Mattermost (at most
+        once per OPENOPS_PERMISSION_REFRESH_S), so a removal applies to the next question
+        even in channels the bot is not in. Nothing to do without a Mattermost server."""
+        if self.configured:
+            await self.refresher().refresh_reader(who)
+
+    def refresh_reader_blocking(self, who: str, timeout: float = 60.0) -> None:
+        """:meth:`refresh_reader` from a worker thread (the API's synchronous routes)."""
+        if not self.configured or self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.refresh_reader(who), self._loop).result(timeout)
+
     async def start(self) -> None:
         if not self.configured:
             return
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._worker)
         self.jobs.worker = self.worker
         self.jobs.resume_unfinished()
@@ -67,7 +96,7 @@ class Live:
 
         backoff = Backoff(1.0, 60.0, jitter=False)
         while True:
-            bot = Bot(self.rt, self.client(), self.worker)
+            bot = Bot(self.rt, self.client(), self.worker, refresher=self.refresher())
             try:
                 await bot.start()
             except Exception as exc:  # noqa: BLE001 - say what to fix, try again
@@ -106,6 +135,9 @@ class Live:
             await self.bot.stop()
             self.bot = None
         await self.jobs.close()
+        if self._refresher is not None:
+            await self._refresher.mm.close()
+            self._refresher = None
         if self.worker is not None:
             await asyncio.to_thread(self.worker.stop)
 

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         "channel's cursor) this often: events about channels the bot is not in never reach it. "
         "0 turns it off.",
     )
+    permission_refresh_s: float = Field(
+        30, ge=0, description="A question (bot or API) re-reads the asker's teams, channel "
+        "memberships and roles from Mattermost first, at most once in this many seconds per "
+        "user. 0: every question.",
+    )
     bot_dm_memory_hours: float = Field(
         12, description="A DM with the bot continues its conversation unless it has been quiet "
         "this long; then a new one starts (earlier turns stop steering answers)."

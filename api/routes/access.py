@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from api.auth import CallerDep, acting_user, require_admin
+from api.auth import CallerDep, acting_reader_blocking, require_admin
 from api.deps import RuntimeDep
 from api.models import errors
 from rag.errors import InvalidRequest
@@ -42,7 +42,8 @@ def scope(request: Request, caller: CallerDep, runtime: RuntimeDep,
 
     from rag.db import Channel, Team
 
-    sc = runtime.search.scope_for(acting_user(request, caller, user, where="query"))
+    sc = runtime.search.scope_for(
+        acting_reader_blocking(request, caller, user, where="query"))
     with runtime.db.session() as s:
         chans = list(s.scalars(select(Channel).where(Channel.id.in_(list(sc.channels)))))
         teams = {t.id: t.name for t in s.scalars(select(Team))}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CallerDep, acting_user, actor_of
+from api.auth import CallerDep, acting_reader, actor_of
 from api.deps import RuntimeDep
 from api.models import SSE_RESPONSE, errors
 from api.sse import first_checked, sse
@@ -38,7 +38,7 @@ async def ask(body: AskRequest, request: Request, caller: CallerDep, runtime: Ru
     """Answer from what the user may read, with numbered citations. With `stream`: SSE
     events `token` (text), `sources` (list), `done` (answer_id, conversation_id), or
     `error`."""
-    user = acting_user(request, caller, body.user)
+    user = await acting_reader(request, caller, body.user)
     if body.stream:
         return sse(request, await first_checked(runtime.asker.events(
             user, body.question, body.conversation_id, actor=actor_of(request))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CallerDep, acting_user, actor_of
+from api.auth import CallerDep, acting_reader_blocking, actor_of
 from api.deps import RuntimeDep
 from api.models import errors
 from rag.search import MAX_K, SearchResult
@@ -27,6 +27,6 @@ class SearchResponseModel(BaseModel):
 
 @router.post("/v1/search", response_model=SearchResponseModel, responses=errors(401, 403, 404, 422))
 def search(body: SearchRequest, request: Request, caller: CallerDep, runtime: RuntimeDep) -> dict:
-    user = acting_user(request, caller, body.user)
+    user = acting_reader_blocking(request, caller, body.user)
     return runtime.search.search(user, body.query, body.k,
                                  actor=actor_of(request)).to_dict()

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CallerDep, acting_user, actor_of
+from api.auth import CallerDep, acting_reader, actor_of
 from api.deps import RuntimeDep
 from api.models import SSE_RESPONSE, errors
 from api.sse import first_checked, sse
@@ -49,7 +49,7 @@ async def summaries(body: SummaryRequest, request: Request, caller: CallerDep,
     """Summarise a thread, a channel since a time or over the last N days, or a meeting
     transcript: key points, decisions, action items, open questions. The returned
     `conversation_id` takes follow-up questions through /v1/ask."""
-    user = acting_user(request, caller, body.user)
+    user = await acting_reader(request, caller, body.user)
     transcript = None
     if body.transcript:
         from ingest.files import ExtractionError, extract

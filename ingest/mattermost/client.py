@@ -33,7 +33,8 @@ class MattermostError(Exception):
         self.status = status
 
 
-def _driver_options(url: str, token: str, ca_file: str | None, timeout: float) -> dict:
+def _driver_options(url: str, token: str, ca_file: str | None, timeout: float,
+                    max_retries: int = 4) -> dict:
     u = urlparse(url if "://" in url else "https://" + url)
     if u.scheme not in ("http", "https"):
         raise MattermostError(f"OPENOPS_MATTERMOST_URL: scheme must be https or http, not {u.scheme!r}")
@@ -49,7 +50,7 @@ def _driver_options(url: str, token: str, ca_file: str | None, timeout: float) -
         "timeout": timeout,
         "request_timeout": timeout,
         "keepalive": True,
-        "max_retries": 4,
+        "max_retries": max_retries,
         "retry_max_sleep": 20,
     }
 
@@ -76,11 +77,14 @@ class Backoff:
 class Mattermost:
     """A thin async facade over the driver: only the calls OpenOps makes, each returning JSON."""
 
-    def __init__(self, url: str, token: str, *, ca_file: str | None = None, timeout: float = 30.0):
+    def __init__(self, url: str, token: str, *, ca_file: str | None = None, timeout: float = 30.0,
+                 max_retries: int = 4):
+        """``max_retries``: of 429 and idempotent 5xx (and connection errors); a caller that a
+        person waits on (the permission re-read before an API answer) wants few."""
         from mattermostautodriver import AsyncTypedDriver
 
         self.url = url.rstrip("/")
-        self.options = _driver_options(url, token, ca_file, timeout)
+        self.options = _driver_options(url, token, ca_file, timeout, max_retries)
         self.driver = AsyncTypedDriver(self.options)
         self.driver.client.token = token  # usable before login(): the token is all it needs
         self.token = token
@@ -165,10 +169,16 @@ class Mattermost:
     async def channel_member(self, channel_id: str, user_id: str) -> dict:
         return await self.get(f"/api/v4/channels/{channel_id}/members/{user_id}")
 
-    async def posts_page(self, channel_id: str, *, page: int = 0, per_page: int = 200,
-                         since: int | None = None) -> dict:
+    async def posts_page(self, channel_id: str, *, page: int | None = None,
+                         per_page: int | None = None, since: int | None = None,
+                         before: str | None = None) -> dict:
+        """A PostList: newest first by ``page``/``per_page`` or ``before`` a post, or every
+        change ``since`` (which takes no paging: posts.yaml)."""
+        if since:
+            return await self._call(self.driver.posts.get_posts_for_channel(
+                channel_id, since=since))
         return await self._call(self.driver.posts.get_posts_for_channel(
-            channel_id, page=page, per_page=per_page, since=since))
+            channel_id, page=page, per_page=per_page, before=before or None))
 
     async def post_by_id(self, post_id: str) -> dict:
         return await self._call(self.driver.posts.get_post(post_id))

@@ -32,6 +32,8 @@ from rag.db import (
 )
 from rag.util import now_ms
 
+from .adopt import adopt_team, adopt_user, retire_derived_channel
+
 log = logging.getLogger("openops.mattermost.mirror")
 
 # Mattermost's own notices ("joined the channel", header changes): nothing to retrieve
@@ -85,6 +87,9 @@ class Mirror:
     def _user_row(self, s: Session, u: dict) -> User:
         row = s.get(User, u["id"])
         if row is None:
+            adopt_user(s, u)  # the same username from a bulk export: it takes this id
+            row = s.get(User, u["id"])
+        if row is None:
             # a username freed by a deleted account may come back on a new id
             clash = s.scalar(select(User).where(User.username == u["username"],
                                                 User.id != u["id"]))
@@ -121,6 +126,7 @@ class Mirror:
 
     def upsert_team(self, t: dict) -> None:
         with self.db.session() as s:
+            adopt_team(s, t)  # the same team name from a bulk export: it takes this id
             row = s.get(Team, t["id"]) or Team(id=t["id"], name=t["name"])
             row.name = t.get("name") or row.name
             row.display_name = t.get("display_name") or row.name
@@ -199,8 +205,11 @@ class Mirror:
     # ---- channels -------------------------------------------------------------------------
     def upsert_channel(self, c: dict) -> None:
         with self.db.session() as s:
-            row = s.get(Channel, c["id"])
             dirty = []
+            retired = retire_derived_channel(s, c, now_ms())  # a bulk export's copy of it
+            if retired:
+                dirty.append(retired)
+            row = s.get(Channel, c["id"])
             if row is None:
                 row = Channel(id=c["id"], chunk_count=0, index_version=0, dirty=False,
                               dirty_seq=0, type=c.get("type") or "O")
@@ -269,8 +278,9 @@ class Mirror:
         return not (self.bot_username
                     and mention(self.bot_username).search(p.get("message") or ""))
 
-    def apply_posts(self, posts: Iterable[dict]) -> MirrorStats:
-        """Insert, edit or delete posts (Post objects as the REST API and events give them)."""
+    def apply_posts(self, posts: Iterable[dict], *, move_cursor: bool = True) -> MirrorStats:
+        """Insert, edit or delete posts (Post objects as the REST API and events give them).
+        ``move_cursor=False``: a walk that moves the channel's cursor itself, once done."""
         stats = MirrorStats()
         with self.db.session() as s:
             cursors: dict[str, int] = {}
@@ -295,14 +305,27 @@ class Mirror:
                 if self._apply_post(s, p):
                     stats.posts += 1
                     stats.dirty.add(cid)
-            for cid, at in cursors.items():
-                cur = s.get(SyncCursor, cid)
-                if cur is None:
-                    s.add(SyncCursor(channel_id=cid, update_at=at))
-                elif at > cur.update_at:
-                    cur.update_at = at
+            for cid, at in cursors.items() if move_cursor else ():
+                self._advance(s, cid, at)
             self._commit(s, stats.dirty)
         return stats
+
+    def _advance(self, s: Session, channel_id: str, at: int) -> None:
+        cur = s.get(SyncCursor, channel_id)
+        if cur is None:
+            s.add(SyncCursor(channel_id=channel_id, update_at=at))
+        elif at > cur.update_at:
+            cur.update_at = at
+
+    def advance_cursor(self, channel_id: str, at: int) -> None:
+        """Move the channel's cursor to ``at`` (never back): everything changed up to then
+        is applied."""
+        if at <= 0:
+            return
+        with self.db.session() as s:
+            if s.get(Channel, channel_id) is not None:
+                self._advance(s, channel_id, at)
+                s.commit()
 
     def _bot_dm(self, ch: Channel) -> bool:
         return is_dm_with(self.bot_user_id, ch.type, ch.name)
@@ -350,17 +373,25 @@ class Mirror:
         p = {**p, "delete_at": int(p.get("delete_at") or 0) or now_ms()}
         return self.apply_posts([p])
 
-    def delete_vanished(self, channel_id: str, seen: set[str]) -> MirrorStats:
-        """After a walk of a whole channel: its live posts the walk did not see are gone."""
+    def live_posts_not_in(self, channel_id: str, seen: set[str],
+                          before_ms: int) -> list[tuple[str, int]]:
+        """(id, create_at) of the channel's live posts created before ``before_ms`` that
+        ``seen`` lacks."""
+        with self.db.session() as s:
+            rows = s.execute(select(Post.id, Post.create_at).where(
+                Post.channel_id == channel_id, Post.delete_at == 0, Post.create_at < before_ms))
+            return [(i, int(at)) for i, at in rows if i not in seen]
+
+    def mark_deleted(self, post_ids: list[str]) -> MirrorStats:
+        """Posts the server no longer has (found by a walk, confirmed one by one)."""
         now = now_ms()
         with self.db.session() as s:
-            rows = list(s.scalars(select(Post).where(Post.channel_id == channel_id,
-                                                     Post.delete_at == 0)))
+            rows = list(s.scalars(select(Post).where(Post.id.in_(post_ids))))
             gone = [{"id": r.id, "channel_id": r.channel_id, "root_id": r.root_id,
                      "user_id": r.user_id, "message": r.message, "type": r.type,
                      "create_at": r.create_at, "edit_at": r.edit_at, "delete_at": now,
-                     "update_at": 0} for r in rows if r.id not in seen]
-        return self.apply_posts(gone) if gone else MirrorStats()
+                     "update_at": 0} for r in rows]
+        return self.apply_posts(gone, move_cursor=False) if gone else MirrorStats()
 
     def cursor(self, channel_id: str) -> int:
         with self.db.session() as s:

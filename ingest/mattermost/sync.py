@@ -16,12 +16,27 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
+from rag.util import now_ms
+
 from .client import Mattermost, MattermostError
 from .mirror import Mirror
 
 log = logging.getLogger("openops.mattermost.sync")
 
 PER_PAGE = 200
+SINCE_CAP = 1000  # GET /channels/{id}/posts?since= returns this many changes at most (posts.yaml)
+
+
+def _ordered(got: dict) -> list[dict]:
+    """A PostList's posts in ``order``, oldest first (the roots it adds outside ``order`` are
+    context, not changes)."""
+    posts = [got["posts"][i] for i in got.get("order") or [] if i in (got.get("posts") or {})]
+    return sorted(posts, key=lambda x: int(x.get("create_at") or 0))
+
+
+def _changed_at(p: dict) -> int:
+    return max(int(p.get("update_at") or 0), int(p.get("create_at") or 0),
+               int(p.get("delete_at") or 0))
 
 
 @dataclass
@@ -189,35 +204,85 @@ class Syncer:
 
     async def posts(self, channel_id: str, *, since: int = 0, full: bool = True) -> int:
         """Apply the channel's posts (all of them, or those changed since ``since``); a full
-        walk also marks deleted what the server no longer lists."""
-        seen: set[str] = set()
-        batch: list[dict] = []
-        page = 0
+        walk also marks deleted what the server no longer lists.
+
+        A ``since`` read returns at most :data:`SINCE_CAP` changed posts, ordered by create time
+        but not necessarily consecutive, and cannot be paged: when it comes back full, the
+        channel is walked whole and every post changed since ``since`` applied, and what the
+        walk no longer finds is deleted. The channel's cursor moves once all of that is
+        applied, and only as far as the first read saw (a change during the walk, on a page
+        read already, is read again next time): a crash midway loses nothing."""
+        started = now_ms()
         count = 0
-        while True:
-            got = await self.mm.posts_page(channel_id, page=page, per_page=PER_PAGE,
-                                           since=since or None)
-            posts = [got["posts"][i] for i in got.get("order", []) if i in got.get("posts", {})]
-            batch = sorted(posts, key=lambda x: int(x.get("create_at") or 0))
-            if batch:
-                await asyncio.to_thread(self.mirror.apply_posts, batch)
-                for post in batch:
-                    seen.add(post["id"])
-                    if post.get("file_ids") and not post.get("delete_at"):
-                        await self.files(post)
-                    if self.on_post:
-                        await self.on_post(post)
-                count += len(batch)
-                self.progress.posts += len(batch)
-            # `since` returns every change at once; pages only without it
-            if since or len(posts) < PER_PAGE:
-                break
-            page += 1
-            if self.cancelled():
-                raise Cancelled()
-        if full:
-            await asyncio.to_thread(self.mirror.delete_vanished, channel_id, seen)
+        walk = not since
+        cursor_at = 0
+        if since:
+            got = await self.mm.posts_page(channel_id, since=since)
+            batch = _ordered(got)
+            cursor_at = max((_changed_at(p) for p in batch), default=0)
+            count += await self._apply(batch)
+            if len(got.get("order") or []) >= SINCE_CAP:
+                log.info("channel %s: %d changes since %d, the most one read returns: walking "
+                         "the channel for the rest", channel_id, SINCE_CAP, since)
+                walk = True
+        if walk:
+            seen: set[str] = set()
+            edges: set[int] = set()  # create times at which one page ended and the next began
+            before = ""
+            while True:
+                # paged by `before` the oldest post so far, not by page number: a deletion
+                # during the walk would shift numbered pages and skip a live post
+                got = await self.mm.posts_page(channel_id, per_page=PER_PAGE, before=before)
+                batch = _ordered(got)
+                seen.update(p["id"] for p in batch)
+                if not since and not before:
+                    cursor_at = max((_changed_at(p) for p in batch), default=0)
+                count += await self._apply([p for p in batch if _changed_at(p) > since])
+                if len(got.get("order") or []) < PER_PAGE or not batch:
+                    break
+                before = batch[0]["id"]
+                edges.add(int(batch[0].get("create_at") or 0))
+                if self.cancelled():
+                    raise Cancelled()
+            if full or since:
+                await self._vanished(channel_id, seen, edges, started)
+        await asyncio.to_thread(self.mirror.advance_cursor, channel_id, cursor_at)
         return count
+
+    async def _apply(self, batch: list[dict]) -> int:
+        if not batch:
+            return 0
+        await asyncio.to_thread(self.mirror.apply_posts, batch, move_cursor=False)
+        for post in batch:
+            if post.get("file_ids") and not post.get("delete_at"):
+                await self.files(post)
+            if self.on_post:
+                await self.on_post(post)
+        self.progress.posts += len(batch)
+        return len(batch)
+
+    async def _vanished(self, channel_id: str, seen: set[str], edges: set[int],
+                        before_ms: int) -> None:
+        """Live mirror rows, older than the walk, that it did not list: deleted. One that
+        shares its create time with a page edge may have been passed over between two pages
+        (``before`` is strict), so it is asked for by id."""
+        missing = await asyncio.to_thread(self.mirror.live_posts_not_in, channel_id, seen,
+                                          before_ms)
+        gone: list[str] = []
+        for post_id, created in missing:
+            if created in edges:
+                try:
+                    post = await self.mm.post_by_id(post_id)
+                except MattermostError as exc:
+                    if exc.status != 404:
+                        raise
+                else:
+                    if post.get("channel_id") == channel_id and not post.get("delete_at"):
+                        await self._apply([post])
+                        continue
+            gone.append(post_id)
+        if gone:
+            await asyncio.to_thread(self.mirror.mark_deleted, gone)
 
     async def files(self, post: dict) -> None:
         """Fetch, extract and store a post's attachments (a bad file is reported, skipped)."""

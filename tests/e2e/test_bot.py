@@ -525,6 +525,84 @@ def test_a_dropped_websocket_loses_no_post_and_answers_none_twice(env):
     assert len(thread_posts(env, "town-square", q["id"])) == 1
 
 
+def _mirror_matches_the_server(env: Env, channel_id: str) -> list[str]:
+    """Every post of the channel as the mirror holds it against the double: [differences]."""
+    with env.rt.db.session() as s:
+        rows = {p.id: p for p in s.scalars(select(Post).where(Post.channel_id == channel_id))}
+    wrong = []
+    for p in env.double.posts_in(channel_id):
+        row = rows.get(p["id"])
+        if row is None or row.message != p["message"] or bool(row.delete_at) != bool(p["delete_at"]):
+            wrong.append(p["id"])
+    return wrong
+
+
+@pytest.mark.slow
+def test_2500_changes_during_a_disconnect_are_all_applied_past_the_1000_cap(env):
+    """A ``since`` read returns at most 1,000 changes (the newest by create time): 900 edits and
+    600 deletions of old posts and 1,000 new ones during a gap must all land, through the
+    reconnect catch-up, and again through an incremental resync job."""
+    d = env.double
+    ch = d.add_channel(env.ids["team"], "ledger", "O", creator_id=env.uid("alice.a"))
+    for u in ("openops", "bob.b"):
+        d.add_member(ch["id"], env.uid(u))
+    special = {0: "Falconry permits are renewed each spring by the harbour office.",
+               950: "The submarine cable repair crew meets at the north pier at dawn."}
+    seeded = [d.post(env.uid("bob.b"), ch["id"], special.get(i, f"Ledger line {i}: code alpha{i:04d}."))
+              for i in range(1500)]
+    wait(lambda: not _mirror_matches_the_server(env, ch["id"]), 120, "the ledger mirrored")
+    bot = env.bot
+    catchups = bot.catchups
+    d.pause_websockets(True)
+    d.drop_websockets()
+    try:
+        wait(lambda: not bot.stream.connected.is_set(), 10, "the bot to notice the drop")
+        d.edit_post(seeded[0]["id"], "Falconry permits are renewed each spring by the lighthouse keeper.")
+        for i in range(1, 900):
+            d.edit_post(seeded[i]["id"], f"Ledger line {i}: code edited{i:04d}.")
+        for i in range(900, 1500):
+            d.delete_post(seeded[i]["id"])
+        fresh = [d.post(env.uid("bob.b"), ch["id"], f"Ledger line {1500 + i}: code fresh{i:04d}.")
+                 for i in range(999)]
+        fresh.append(d.post(env.uid("bob.b"), ch["id"], "The glacier survey results arrive on Thursday."))
+    finally:
+        d.pause_websockets(False)
+    wait(lambda: bot.catchups > catchups, 120, "the catch-up")
+    assert _mirror_matches_the_server(env, ch["id"]) == []
+    def indexed() -> bool:
+        with env.rt.db.session() as s:
+            return not s.get(Channel, ch["id"]).dirty
+    t0 = time.time()
+    wait(indexed, 300, "the ledger re-indexed")
+    print(f"re-indexed in {time.time() - t0:.1f} s")
+    permits = search_texts(env, "bob.b", "who renews the falconry permits?")
+    assert "lighthouse keeper" in permits and "harbour office" not in permits  # the oldest edit
+    assert "submarine cable" not in search_texts(env, "bob.b", "submarine cable repair crew")
+    assert "glacier survey" in search_texts(env, "bob.b", "when do the glacier survey results arrive?")
+
+    # the same through an incremental resync job, the bot's socket down meanwhile
+    d.pause_websockets(True)
+    d.drop_websockets()
+    try:
+        wait(lambda: not bot.stream.connected.is_set(), 10, "the bot to notice the drop")
+        for i in range(600):
+            d.edit_post(seeded[i]["id"], f"Ledger line {i}: code second{i:04d}.")
+        for i in range(700, 900):
+            d.delete_post(seeded[i]["id"])
+        for i in range(600):
+            d.post(env.uid("bob.b"), ch["id"], f"Ledger line {2500 + i}: code third{i:04d}.")
+        r = httpx.post(env.base + "/v1/reindex", json={"scope": {"channel_id": ch["id"]},
+                                                       "changed_only": True}, headers=ADMIN)
+        assert r.status_code == 202, r.text
+        job = wait(lambda: (j := httpx.get(f"{env.base}/v1/jobs/{r.json()['job_id']}",
+                                           headers=ADMIN).json())["status"]
+                   in ("done", "failed") and j, 120, "the resync job")
+        assert job["status"] == "done" and job["kind"] == "resync", job
+        assert _mirror_matches_the_server(env, ch["id"]) == []
+    finally:
+        d.pause_websockets(False)
+
+
 def test_a_long_answer_continues_in_a_second_post(env):
     import asyncio
 
@@ -576,8 +654,8 @@ def test_jobs_api_validates_and_cancels(env):
     assert final["status"] in ("cancelled", "done")  # it may finish before the cancel lands
 
 
-def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
-    """A language model that dies mid-stream: the post keeps what came and says what failed."""
+def _answer_with_a_failing_provider(env: Env, reply: str, fault, trigger: str) -> str:
+    """A bot answer from a language model double scripted with ``fault(server)``: the post."""
     import asyncio
     from types import SimpleNamespace
 
@@ -587,9 +665,8 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
     from rag.llm.factory import make_generator
     from tests.doubles.llm_servers import OpenAIServer
 
-    reply = "The all-hands moved to Thursday [1] and " + "then much more text follows " * 5
     with OpenAIServer(reply=reply, log_level="critical") as srv:
-        srv.break_stream_next(after_tokens=4, how="disconnect")
+        fault(srv)
         gen = make_generator("openai_compatible:test-model", base_url=srv.base_url,
                              api_key="k", timeout_s=10, max_retries=0)
         rt = SimpleNamespace(settings=env.rt.settings, db=env.rt.db,
@@ -601,15 +678,23 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
             bot.me = await mm.login()
             try:
                 await bot.stream_answer(env.cid("random"), "", env.uid("bob.b"),
-                                        "When is the all-hands?", trigger="test-failure",
+                                        "When is the all-hands?", trigger=trigger,
                                         audience=None, context=[], conversation_id=None)
             finally:
                 await mm.close()
 
         asyncio.run(run())
     with env.rt.db.session() as s:
-        post_id = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == "test-failure"))
-    text = env.double.get_post(post_id)["message"]
+        post_id = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == trigger))
+    return env.double.get_post(post_id)["message"]
+
+
+def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
+    """A language model that dies mid-stream: the post keeps what came and says it failed."""
+    reply = "The all-hands moved to Thursday [1] and " + "then much more text follows " * 5
+    text = _answer_with_a_failing_provider(
+        env, reply, lambda srv: srv.break_stream_next(after_tokens=4, how="disconnect"),
+        "test-failure")
     assert text.startswith("The all-hands") and ":warning:" in text
     # the provider's own text (its endpoint) is for the server log, not the channel
     assert "the language model is unavailable; see the server log" in text
@@ -620,42 +705,15 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
 def test_provider_error_text_never_reaches_a_channel_only_the_log(env, caplog):
     """A provider failing with a message that names an internal endpoint: the channel gets the
     short generic line, the log gets the detail."""
-    import asyncio
     import logging
-    from types import SimpleNamespace
-
-    from bot.bot import Bot
-    from ingest.mattermost.client import Mattermost
-    from rag.ask import Asker
-    from rag.llm.factory import make_generator
-    from tests.doubles.llm_servers import OpenAIServer
 
     internal = "upstream http://10.20.30.40:8443/v1/internal-gateway is down"
-    with OpenAIServer(reply="unused", log_level="critical") as srv:
-        srv.fail_next(status=500, message=internal)
-        gen = make_generator("openai_compatible:test-model", base_url=srv.base_url,
-                             api_key="k", timeout_s=10, max_retries=0)
-        rt = SimpleNamespace(settings=env.rt.settings, db=env.rt.db,
-                             asker=Asker(env.rt.settings, env.rt.db, env.rt.search, gen))
-
-        async def run():
-            mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
-            bot = Bot(rt, mm)
-            bot.me = await mm.login()
-            try:
-                await bot.stream_answer(env.cid("random"), "", env.uid("bob.b"),
-                                        "When is the all-hands?", trigger="test-internal-url",
-                                        audience=None, context=[], conversation_id=None)
-            finally:
-                await mm.close()
-
-        with caplog.at_level(logging.WARNING, logger="openops.bot"):
-            asyncio.run(run())
-    with env.rt.db.session() as s:
-        post_id = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == "test-internal-url"))
-    text = env.double.get_post(post_id)["message"]
+    with caplog.at_level(logging.WARNING, logger="openops.bot"):
+        text = _answer_with_a_failing_provider(
+            env, "unused", lambda srv: srv.fail_next(status=500, message=internal),
+            "test-internal-url")
     assert "language model is unavailable" in text and "OpenOps log" in text
-    assert "10.20.30.40" not in text and "internal-gateway" not in text and srv.base_url not in text
+    assert "10.20.30.40" not in text and "internal-gateway" not in text
     assert "10.20.30.40" in caplog.text
 
 
@@ -770,6 +828,56 @@ def test_openops_sync_walks_the_server_with_a_progress_bar(env, tmp_path):
     assert channels >= 4
 
 
+def test_a_bulk_export_then_a_live_sync_on_one_store_adopts_instead_of_duplicating(tmp_path):
+    """`openops ingest export.jsonl` then `openops sync` against a server with the same team,
+    channel and user names: bulk ids are derived from names, the server's are its own."""
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli
+    from rag.db import Team, User
+
+    double = MattermostDouble().start()
+    try:
+        ws = spec_ws()
+        ids = seed(double, ws)
+        environ = {"OPENOPS_HOME": str(tmp_path / "home"), "OPENOPS_MATTERMOST_URL": double.url,
+                   "OPENOPS_MATTERMOST_TOKEN": double.bot_token,
+                   "OPENOPS_MATTERMOST_CA_FILE": double.ca_file,
+                   "OPENOPS_COLLECTION": f"c{uuid.uuid4().hex[:10]}"}
+        run = CliRunner()
+        res = run.invoke(cli, ["ingest", str(ws.write(tmp_path / "export.jsonl"))], env=environ,
+                         catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        res = run.invoke(cli, ["sync"], env=environ, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert "skipped" not in res.output
+
+        rt = Runtime(Settings(home=tmp_path / "home", collection=environ["OPENOPS_COLLECTION"],
+                              _env_file=None))
+        try:
+            with rt.db.session() as s:
+                assert [t.id for t in s.scalars(select(Team))] == [ids["team"]]
+                users = {u.username: u.id for u in s.scalars(select(User))}
+                assert {n: users.get(n) for n in ("alice.a", "bob.b", "carol.c")} == {
+                    n: ids["users"][n] for n in ("alice.a", "bob.b", "carol.c")}
+                assert not [n for n in users if "~" in n]  # no displaced copy
+                live = list(s.scalars(select(Post).where(Post.delete_at == 0)))
+                server = [p for c in ids["channels"].values() for p in double.posts_in(c)
+                          if not p["delete_at"]]
+                assert sorted(p.id for p in live) == sorted(p["id"] for p in server)
+                chunks = {c.name: c.chunk_count for c in s.scalars(select(Channel))
+                          if c.chunk_count}
+            assert set(chunks) <= {"town-square", "eng-private", "random",
+                                   "__".join(sorted([ids["users"]["alice.a"], ids["users"]["bob.b"]]))}
+            hits = rt.search.search("alice.a", "when is the all-hands meeting", k=20).results
+            assert sum("Thursday at 15:00" in h.text for h in hits) == 1  # one copy, not two
+            assert all(h.permalink is None or "/pl/" in h.permalink for h in hits)
+        finally:
+            rt.close()
+    finally:
+        double.stop()
+
+
 def test_openops_mattermost_setup_creates_the_slash_command(env, tmp_path):
     d = env.double
     team = d.add_team("beta", "Beta")
@@ -812,6 +920,72 @@ def test_a_resync_job_catches_membership_changes_the_bot_never_hears_of(env):
     assert job["status"] == "done" and job["kind"] == "resync"
     assert "Osprey" not in search_texts(env, "carol.c", "salary bands review")
     assert "Osprey" in search_texts(env, "alice.a", "salary bands review")
+
+
+def test_a_removal_in_a_channel_the_bot_is_not_in_applies_to_the_next_api_question(env):
+    """No event reaches the bot from a channel it is not in: the API re-reads the asker's
+    memberships before /v1/search, /v1/ask, /v1/summaries and /v1/scope (each path checked on
+    its own channel and removal, the re-read cache off), and at most once per
+    OPENOPS_PERMISSION_REFRESH_S otherwise."""
+    d = env.double
+    key = {"Authorization": "Bearer api-key"}
+    erin = d.add_user("erin.e", "Erin", "E")
+    d.add_to_team(env.ids["team"], erin["id"])
+    facts = {"search": "The board approved the Heron acquisition for 12 million.",
+             "ask": "The Plover datacentre lease ends in March.",
+             "summaries": "Decision: the Curlew bonus pool is frozen this year.",
+             "scope": "Nothing to see in the scope channel."}
+    chans = {}
+    for path, fact in facts.items():
+        ch = d.add_channel(env.ids["team"], f"board-{path}", "P", creator_id=env.uid("alice.a"))
+        for uid in (env.uid("alice.a"), erin["id"]):
+            d.add_member(ch["id"], uid)
+        d.post(env.uid("alice.a"), ch["id"], fact)
+        r = httpx.post(env.base + "/v1/reindex", json={"scope": {"channel_id": ch["id"]}},
+                       headers=ADMIN)
+        assert r.status_code == 202, r.text
+        wait(lambda r=r: httpx.get(f"{env.base}/v1/jobs/{r.json()['job_id']}", headers=ADMIN)
+             .json()["status"] == "done", 60, "the channel synced")
+        chans[path] = ch
+    # erin reads them (checked on the mirror directly, by id: no API call, nothing re-read)
+    for path, fact in facts.items():
+        word = fact.split()[3] if path != "scope" else "scope"
+        wait(lambda w=word, f=fact: w in search_texts(env, erin["id"], f), 20, f"{path} indexed")
+    refresher = env.app.state.live.refresher()
+    refresher.refresh_s, kept = 0.0, refresher.refresh_s
+    try:
+        d.remove_member(chans["search"]["id"], erin["id"])
+        assert "Heron" in search_texts(env, erin["id"], "board acquisition approval")  # stale
+        got = httpx.post(env.base + "/v1/search", json={"user": "erin.e", "query": "board "
+                                                        "acquisition approval"}, headers=key)
+        assert got.status_code == 200 and "Heron" not in got.text
+
+        d.remove_member(chans["ask"]["id"], erin["id"])
+        asked = httpx.post(env.base + "/v1/ask", json={"user": "erin.e", "question": "When does "
+                                                       "the Plover datacentre lease end?"},
+                           headers=key, timeout=60)
+        assert asked.status_code == 200 and "Plover" not in asked.text
+
+        d.remove_member(chans["summaries"]["id"], erin["id"])
+        summary = httpx.post(env.base + "/v1/summaries", json={
+            "user": "erin.e", "kind": "channel", "channel_id": chans["summaries"]["id"], "days": 7},
+            headers=key, timeout=60)
+        assert summary.status_code in (403, 404) and "Curlew" not in summary.text
+
+        d.remove_member(chans["scope"]["id"], erin["id"])
+        scope = httpx.get(env.base + "/v1/scope", params={"user": "erin.e"}, headers=key)
+        assert scope.status_code == 200 and "board-" not in scope.text
+    finally:
+        refresher.refresh_s = kept
+    alice = httpx.post(env.base + "/v1/search", json={"user": "alice.a", "query": "board "
+                                                      "acquisition approval"}, headers=key)
+    assert "Heron" in alice.text
+    # with the cache on, questions in a row re-read the asker once
+    before = len([q for q in d.requests if q[1] == f"/api/v4/users/{erin['id']}/teams"])
+    for _ in range(3):
+        httpx.post(env.base + "/v1/search", json={"user": "erin.e", "query": "x"}, headers=key)
+    after = len([q for q in d.requests if q[1] == f"/api/v4/users/{erin['id']}/teams"])
+    assert after - before == 0  # re-read moments ago, by the last question above
 
 
 def test_the_api_serves_while_mattermost_is_unreachable_and_the_bot_keeps_trying(embedder,

@@ -269,6 +269,28 @@ def test_channel_posts_paging_since_and_thread(w):
         assert bot.get(f"/channels/{cid}/posts", params={"before": "bogus"}).status_code == 400
 
 
+def test_since_returns_at_most_1000_changes_the_newest_by_create_time(w):
+    """posts.yaml: "all posts modified since that time, ordered by their create time limited
+    till 1000"; no paging, so what is left out is the client's to recover."""
+    mm, cid = w.mm, w.town["id"]
+    first = mm.post(w.alice["id"], cid, "old")
+    mark = first["create_at"]
+    made = [mm.post(w.alice["id"], cid, f"n{i}") for i in range(1002)]
+    mm.edit_post(first["id"], "old, edited")  # the oldest change by create time
+    with api(mm, w.token) as bot:
+        since = bot.get(f"/channels/{cid}/posts", params={"since": mark}).json()
+        got = since["order"]
+        assert len(got) == 1000
+        assert got == [p["id"] for p in reversed(made)][:1000]  # newest first, by create_at
+        assert first["id"] not in got and made[0]["id"] not in got  # the oldest are left out
+        assert since["next_post_id"] == since["prev_post_id"] == ""
+        # the pages still list the left-out edit, with the update_at that marks it changed
+        last = bot.get(f"/channels/{cid}/posts", params={"page": 5, "per_page": 200}).json()
+        assert last["order"][-1] == first["id"]
+        assert last["posts"][first["id"]]["message"] == "old, edited"
+        assert last["posts"][first["id"]]["update_at"] > mark
+
+
 # --------------------------------------------------------------------------- reactions, ephemerals, filtering
 def test_reaction_events_and_listing(w):
     async def scenario() -> None:
