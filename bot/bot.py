@@ -49,15 +49,16 @@ BROADCAST = re.compile(r"@(channel|all|here)\b", re.I)
 DM_HINT = ("I found more on this in places not everyone in this channel can read, so I left it "
            "out of my answer here and sent you a fuller one by direct message.")
 MODEL_DOWN = (":warning: The language model is unavailable right now; an admin can find the "
-              "reason in the OpenOps log.")
+              "reason in the OpenOps log{ref}.")
 
 
-def warning(message: str, status: int | None) -> str:
+def warning(message: str, status: int | None, reference: str | None = None) -> str:
     """What a post says about a failure. A provider's error (5xx) names internal endpoints
-    and settings: it goes to the log, and the channel gets a short generic line."""
+    and settings: it goes to the log, and the channel gets a short generic line (with the
+    reference the log filed it under, when the services gave one)."""
     if status is None or status >= 500:
         log.warning("answer failed (%s): %s", status, message)
-        return MODEL_DOWN
+        return MODEL_DOWN.format(ref=f" (reference {reference})" if reference else "")
     return f":warning: {message}"
 
 
@@ -502,7 +503,8 @@ class Bot:
                 elif ev.type == "done":
                     done = ev.data
                 elif ev.type == "error":
-                    await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status")))
+                    await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status"),
+                                                       ev.data.get("reference")))
                     return done
             await out.close(sources_block(sources))
         except MattermostError:
@@ -530,7 +532,8 @@ class Bot:
                 elif ev.type == "done":
                     done = ev.data
                 elif ev.type == "error":
-                    await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status")))
+                    await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status"),
+                                                       ev.data.get("reference")))
                     return done
             await out.close("\n\n_Mention me in this thread to ask a follow-up._")
         except Exception as exc:  # noqa: BLE001 - the post must never stop silently

@@ -697,7 +697,7 @@ def test_a_provider_failure_mid_answer_ends_the_post_with_a_short_error(env):
         "test-failure")
     assert text.startswith("The all-hands") and ":warning:" in text
     # the provider's own text (its endpoint) is for the server log, not the channel
-    assert "the language model is unavailable; see the server log" in text
+    assert "language model is unavailable right now" in text and "(reference " in text
     assert "mid-answer" not in text and "127.0.0.1" not in text
     assert not text.endswith("…")
 
