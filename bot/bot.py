@@ -35,7 +35,7 @@ from ingest.mattermost.sync import Syncer
 from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
-from rag.guard import StreamSanitizer
+from rag.guard import StreamGuard
 from rag.permissions import audience_scope
 from rag.util import fmt_ms, now_ms
 
@@ -69,7 +69,7 @@ class StreamPost:
     # every answer and summary goes through the output guard once more, whatever produced it
     # (the extractive mode quotes source sentences verbatim): no image, HTML or link renders
     # in a bot post except the source permalinks the bot adds itself
-    guard: StreamSanitizer = field(default_factory=StreamSanitizer)
+    guard: StreamGuard = field(default_factory=StreamGuard)
 
     @property
     def limit(self) -> int:

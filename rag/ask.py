@@ -20,6 +20,7 @@ from .db import Conversation, ConversationMessage, Post, User
 from .errors import InvalidRequest, OpenOpsError
 from .extractive import Extractive
 from .generation import ANSWER_RESERVE, Event, Writer, cited, collect, failure, tokens, words
+from .guard import guard_markdown
 from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope
@@ -266,7 +267,7 @@ class Asker(Writer):
             for sent in picked:
                 who = f"{sent.author}: " if sent.author else ""
                 lines.append(f"- {who}{sent.text} [{sources[sent.source].n}]")
-            text = "\n".join(lines)
+            text = guard_markdown("\n".join(lines), allowed)  # quoted sources, guarded too
             gen.text = text
             for piece in words(text):
                 yield piece

@@ -11,7 +11,7 @@ from typing import Any
 from .db import User
 from .errors import OpenOpsError
 from .extractive import Extractive
-from .guard import StreamSanitizer
+from .guard import StreamGuard
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, user_and_scope
 from .records import Source
@@ -99,7 +99,7 @@ class Writer:
                       allowed: set[str]) -> AsyncIterator[str]:
         """The model's stream through the output guard (no images, HTML or foreign links)."""
         assert self.generator is not None
-        guard = StreamSanitizer(allowed)
+        guard = StreamGuard(allowed)
         async for delta in self.generator.astream(msgs, gen):
             out = guard.feed(delta)
             if out:

@@ -17,6 +17,7 @@ from .db import Channel, File, Post, Team, User
 from .errors import InvalidRequest, NotFound, OpenOpsError
 from .extractive import Extractive, Sentence
 from .generation import ANSWER_RESERVE, Event, Writer, cited, failure, tokens, words
+from .guard import guard_markdown
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope
 from .prompts import SUMMARY_SYSTEM, fence
@@ -169,7 +170,7 @@ class Summaries(Writer):
         if self.generator is None:
             res = self.extractive.summarize([s.text for s in sources],
                                             boost=[f"@{user.username}", user.first_name])
-            text = _render(title, reader, res, sources)
+            text = guard_markdown(_render(title, reader, res, sources))
             gen.text = text
             for piece in words(text):
                 yield piece
