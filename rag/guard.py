@@ -85,7 +85,7 @@ def _hard(text: str) -> str:
             w = REMOVED_LINK
             out.append(w)
             continue
-        out.append(HARD_ESCAPE.sub(r"\\\1", _defang_mentions(w)))
+        out.append(HARD_ESCAPE.sub(r"\\\1", _defang_mentions(w)).replace("\\<", "&lt;"))
     return "".join(out)
 
 
@@ -182,13 +182,13 @@ class _Renderer:
                 if w and not w.isspace() and _looks_like_url(w):
                     words.append(REMOVED_LINK)
                 else:
-                    w = self.text(w, table)
+                    w = self.text(w.replace("&", "&amp;"), table)
                     words.append(w.replace(".", "\\.") if _linkifies(w) else w)
             return "".join(words)
         parts = []
         for t in tokens:
             if t.type == "text_special":  # an escape or an entity, written as typed
-                parts.append(t.markup if t.markup else HARD_ESCAPE.sub(r"\\\1", t.content))
+                parts.append(t.markup if t.markup else _escape_text(t.content, table))
             else:
                 parts.append(self.text(t.content, table))
         return "".join(parts)
@@ -323,7 +323,8 @@ def _inline_tokens(node: SyntaxTreeNode) -> list[Token]:
 
 
 def _escape_text(s: str, table: bool) -> str:
-    s = re.sub(r"([\\`\[\]<])", r"\\\1", s)
+    # "<" as an entity: never a tag, and no "<img" left in the text for a filter to trip on
+    s = re.sub(r"([\\`\[\]])", r"\\\1", s).replace("<", "&lt;")
     return s.replace("|", "\\|") if table else s
 
 
