@@ -35,7 +35,7 @@ from ingest.mattermost.sync import Syncer
 from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import OpenOpsError
-from rag.guard import StreamGuard
+from rag.guard import StreamGuard, guard_markdown
 from rag.permissions import audience_scope
 from rag.util import fmt_ms, now_ms
 
@@ -132,8 +132,12 @@ def sources_block(sources: list[dict]) -> str:
         if s.get("file_name"):
             label += f", {s['file_name']}"
         link = s.get("permalink")
+        # author and file names are their owners' to choose: labels pass the guard, and so
+        # does the block (only the permalinks of these sources stay links)
+        label = guard_markdown(label, open_end=True).replace("\n", " ")
         lines.append(f"- [{label}]({link})" if link else f"- {label}")
-    return "\n".join(lines)
+    return "\n\n" + guard_markdown("\n".join(lines[2:]),
+                                   {s["permalink"] for s in sources if s.get("permalink")})
 
 
 class Bot:
