@@ -19,7 +19,7 @@ import pytest
 
 from api.app import create_app
 from ingest.pipeline import ingest_path
-from rag.answer import AnswerService
+from rag.ask import Asker
 from rag.extractive import Extractive
 from rag.runtime import Runtime
 from rag.settings import Settings
@@ -88,7 +88,7 @@ def llm_rt(model, embedder, tmp_path_factory):
 def ex_rt(embedder, tmp_path_factory):
     rt = _runtime(tmp_path_factory.mktemp("guard-ex"), embedder)
     # quote every relevant sentence, not just the best five: all payloads reach the output
-    rt.__dict__["answers"] = AnswerService(
+    rt.__dict__["asker"] = Asker(
         rt.settings, rt.db, rt.search, None,
         extractive=Extractive(embedder, max_sentences=200, min_similarity=0.05))
     yield rt
@@ -123,7 +123,7 @@ def test_the_model_obeys_the_injection_so_the_guard_has_work(model, llm_rt):
     m, _ = model
 
     async def run():
-        return [ev async for ev in llm_rt.answers.ask_events("alice.a", QUESTION)]
+        return [ev async for ev in llm_rt.asker.events("alice.a", QUESTION)]
 
     asyncio.run(run())
     said = m.said[-1]
@@ -195,15 +195,15 @@ def mattermost():
     double.stop()
 
 
-def _bot_posts(double: MattermostDouble, rt: Runtime, answers: AnswerService, channel: str,
+def _bot_posts(double: MattermostDouble, rt: Runtime, asker: Asker, channel: str,
                trigger: str) -> list[str]:
     """Every message the bot showed while answering: the post as created, each edit."""
     from bot.bot import Bot
-    from bot.mattermost import Mattermost
+    from ingest.mattermost.client import Mattermost
 
     settings = rt.settings.model_copy(update={"bot_stream_interval_ms": 0,
                                               "bot_stream_tokens": 1})
-    host = SimpleNamespace(settings=settings, db=rt.db, answers=answers)
+    host = SimpleNamespace(settings=settings, db=rt.db, asker=asker, records=rt.records)
 
     async def run():
         mm = Mattermost(double.url, double.bot_token, ca_file=double.ca_file)
@@ -232,7 +232,7 @@ def test_the_bots_streamed_edits_never_render_a_foreign_link_or_ping(mode, model
                                                                      mattermost):
     double, channel = mattermost
     rt = llm_rt if mode == "model" else ex_rt
-    shown = _bot_posts(double, rt, rt.answers, channel, f"guard-{mode}")
+    shown = _bot_posts(double, rt, rt.asker, channel, f"guard-{mode}")
     assert len(shown) > 10, shown  # created, then edited as pieces arrived
     allowed = permalinks(rt)
     for message in shown:
