@@ -36,10 +36,11 @@ REMOVED_LINK = "(link removed)"
 REMOVED_IMAGE = "(image removed)"
 ZWSP = "\u200b"
 BROADCAST = re.compile(r"@(?=(?:channel|all|here)\b)", re.I)
-# what an autolinker other than linkify-it may see: any "www." host (Mattermost links those
-# on every TLD), a scheme followed by "//", the script-ish schemes, and their full-width or
-# ideographic-dot spellings (checked on the NFKC form)
-URLISH = re.compile(r"(?i)(?:\bwww\d{0,3}\.(?=\w)|\b[a-z][a-z0-9+.\-]{0,31}:/{1,3}(?=\S)|"
+# what an autolinker other than linkify-it may see: "www." anywhere (Mattermost links those
+# hosts on every TLD, even inside a word), "http(s)://" and "ftp://" anywhere, any scheme
+# followed by "/", the script-ish schemes, and their full-width or ideographic-dot spellings
+# (checked on the NFKC form)
+URLISH = re.compile(r"(?i)(?:www\d{0,3}\.|(?:https?|ftp)://|\b[a-z][a-z0-9+.\-]{0,31}:/{1,3}(?=\S)|"
                     r"(?<![\w/])//(?=[\w-]+\.)|\b(?:javascript|vbscript|data|file|livescript):)")
 CITATION = re.compile(r"\[\d{1,3}\]")
 # characters escaped in plain text written by the guard itself (never "@": "\@channel" would
@@ -217,7 +218,7 @@ class _Renderer:
             label = "".join(c.content for c in children)
             if t.markup == "linkify" and _fuzzy_host(label):
                 # a bare domain or e-mail address: the same text, with no dot an autolinker sees
-                return _defang_mentions(label).replace(".", "\\.")
+                return self.text(label, table).replace(".", "\\.")
             return self._spaced(out, REMOVED_LINK)
         label = self.inline(children, table)
         return label + (" " if label and not label[-1].isspace() else "") + REMOVED_LINK \
@@ -236,7 +237,7 @@ class _Renderer:
             text = _trim(self.inline(_inline_tokens(n)))
             if n.markup.startswith("#"):
                 return f"{n.markup} {text.replace(chr(10), ' ')}".rstrip()
-            return f"{text}\n{'===' if n.tag == 'h1' else '---'}"
+            return f"{_still_paragraph(text)}\n{'===' if n.tag == 'h1' else '---'}"
         if k == "blockquote":
             inner = self.blocks(n.children)
             return "\n".join(f"> {x}" if x else ">" for x in inner.split("\n"))
@@ -310,8 +311,9 @@ def _still_paragraph(text: str) -> str:
 
 
 def _trim(text: str) -> str:
-    """No trailing spaces on a line (a hard break is written as a backslash)."""
-    return re.sub(r"[ \t]+$", "", text, flags=re.M).strip("\n")
+    """No spaces around a line of a paragraph (the parser drops them; a hard break is written
+    as a backslash)."""
+    return re.sub(r"^[ \t]+|[ \t]+$", "", text, flags=re.M).strip("\n")
 
 
 def _inline_tokens(node: SyntaxTreeNode) -> list[Token]:
@@ -527,8 +529,9 @@ class StreamGuard:
                     fence = m.group(1)
                     i = eol + 1
                     continue
-                if line.lstrip(" ").startswith("<") and not (code or depth or paren):
-                    html = True
+                if (line.lstrip(" ").startswith("<") or line.startswith(("\t", "    "))) and not (
+                        code or depth or paren):
+                    html = True  # an HTML or indented code block: held to its blank line
                     i = eol + 1 if eol >= 0 else n
                     continue
                 if "|" in line and (eol < 0 or raw.find("\n", eol + 1) < 0):
@@ -595,36 +598,25 @@ class StreamGuard:
                                            "\n" if "\n" in prev_gap else " " if prev_gap else "")
             body = guard_markdown(piece.strip(), self.allowed, open_end=open_end)
             out = sep + body if body else ""
-            tail = self.out[self.base_out:]
-            if out and unsafe_parts(tail + out, self.allowed):
+            # checked with everything shown before: a piece could close what an earlier one
+            # opened (local mode is the rare case; the whole text is parsed again)
+            if out and unsafe_parts(self.out + out, self.allowed):
                 out = sep + _hard_document(piece.strip())
-            if out and unsafe_parts(tail + out, self.allowed):
+            if out and unsafe_parts(self.out + out, self.allowed):
                 out = ""  # nothing is better than something unsafe
         self.out += out
         self.done = p
         # a blank line followed by a new top-level block: what came before is final, later
         # text is guarded on its own (so each step costs the current block, not the answer)
         if (not final and p >= 2 and self.raw[p - 2:p] == "\n\n" and p < len(self.raw)
-                and not re.match(r"[\s\-*+>|]|\d{1,9}[.)]", self.raw[p:p + 10])):
+                and not re.match(r"[\s\-*+>|]|\d{1,9}[.)]", self.raw[p:p + 10])
+                and _closed(self.out)):
             self.base, self.base_out, self.local = p, len(self.out), False
         return out
 
 
-def _last_unclosed(text: str, opener: str, closer: str, start: int) -> int | None:
-    """Position of the last unescaped ``opener`` after ``start`` with no ``closer`` after it."""
-    depth = 0
-    pos = None
-    i = len(text) - 1
-    while i >= start:
-        c = text[i]
-        escaped = i > 0 and text[i - 1] == "\\"
-        if not escaped:
-            if c == closer:
-                depth += 1
-            elif c == opener:
-                if depth == 0:
-                    pos = i
-                else:
-                    depth -= 1
-        i -= 1
-    return pos
+def _closed(markdown: str) -> bool:
+    """Whether nothing in ``markdown`` is left open that would take in a next block."""
+    toks = MD.parse(markdown + "\n\nx")
+    return ([t.type for t in toks[-3:]] == ["paragraph_open", "inline", "paragraph_close"]
+            and toks[-3].level == 0 and toks[-2].content == "x")

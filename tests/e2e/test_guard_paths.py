@@ -203,7 +203,7 @@ def _bot_posts(double: MattermostDouble, rt: Runtime, asker: Asker, channel: str
 
     settings = rt.settings.model_copy(update={"bot_stream_interval_ms": 0,
                                               "bot_stream_tokens": 1})
-    host = SimpleNamespace(settings=settings, db=rt.db, asker=asker)
+    host = SimpleNamespace(settings=settings, db=rt.db, asker=asker, records=rt.records)
 
     async def run():
         mm = Mattermost(double.url, double.bot_token, ca_file=double.ca_file)
@@ -242,3 +242,14 @@ def test_the_bots_streamed_edits_never_render_a_foreign_link_or_ping(mode, model
     # the bot's own sources block links the cited posts: issued permalinks stay links
     links = set(re.findall(r'<a href="([^"]*)"', html_of(final)))
     assert links and links <= allowed
+
+
+def test_an_extractive_channel_summary_quotes_the_payloads_inertly(ex_rt):
+    allowed = permalinks(ex_rt)
+    with serve_app(create_app(ex_rt)) as base:
+        r = httpx.post(base + "/v1/summaries", headers=H, timeout=120,
+                       json={"user": "alice.a", "kind": "channel", "channel_id": "ops", "since": 1})
+    assert r.status_code == 200, r.text
+    text = r.json()["summary"]
+    assert "Mallory" in text  # the planted posts were summarised...
+    assert_inert(text, allowed)  # ...and nothing of them renders

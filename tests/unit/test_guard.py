@@ -107,7 +107,8 @@ def assert_inert(markdown: str, allowed=ALLOWED) -> None:
     # what Mattermost would autolink in the text (outside code): scheme URLs and any www. host
     text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S)
     text = re.sub(r'<a href="[^"]*">[^<]*</a>', "", text)
-    assert not re.search(r"(?i)\b[a-z][\w+.-]*://|\bwww\d{0,3}\.\w|\bjavascript:", text), text
+    assert not re.search(r"(?i)(?:https?|ftp)://|\b[a-z][\w+.-]*://|www\d{0,3}\.\w|\bjavascript:",
+                         text), text
     assert not re.search(r"(?i)@(channel|all|here)\b", html), html
     assert "SECRET42" not in " ".join(hrefs)
 
