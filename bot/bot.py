@@ -95,6 +95,7 @@ class StreamPost:
     # (the extractive mode quotes source sentences verbatim): no image, HTML or link renders
     # in a bot post except the source permalinks the bot adds itself
     guard: StreamGuard = field(default_factory=StreamGuard)
+    allowed: set[str] = field(default_factory=set)  # the permalinks the sources block adds
 
     @property
     def limit(self) -> int:
@@ -124,17 +125,25 @@ class StreamPost:
                 return i + len(sep)
         return self.limit
 
+    def _post_text(self, body: str, final: bool) -> str:
+        """Each post passes the guard on its own: the answer was guarded as one text, but a
+        post cut from it (inside a code block or a code span, say) is rendered by itself, and
+        what was inert code in the whole can be live Markdown in a part."""
+        return guard_markdown(body, self.allowed, open_end=not final)
+
     async def _show(self, final: bool) -> None:
         body = defang(self.text[self._offset:])
         while len(self.header) + len(body) > self.limit:
             cut = self._cut(body)
-            await self.bot.mm.patch_post(self.posts[-1], self.header + body[:cut].rstrip())
+            await self.bot.mm.patch_post(self.posts[-1], self.header + self._post_text(
+                body[:cut].rstrip(), final=True))
             self._offset += cut
             body = defang(self.text[self._offset:])
             p = await self.bot.mm.create_post(self.channel_id, "(continued) …",
                                               root_id=self.root_id)
             self.posts.append(p["id"])
             self.header = "(continued)\n"
+        body = self._post_text(body, final)
         shown = self.header + (body if final else body + " …")
         if shown != self._shown:
             await self.bot.mm.patch_post(self.posts[-1], shown)
@@ -142,7 +151,10 @@ class StreamPost:
         self._last_edit = time.monotonic()
         self._tokens_since = 0
 
-    async def close(self, tail: str = "") -> None:
+    async def close(self, tail: str = "", allowed: set[str] | None = None) -> None:
+        """``tail``: text the bot adds itself (already guarded), e.g. the sources block whose
+        ``allowed`` permalinks stay links."""
+        self.allowed |= allowed or set()
         self.text += self.guard.flush() + tail
         await self._show(final=True)
 
@@ -506,7 +518,8 @@ class Bot:
                     await out.close("\n\n" + warning(ev.data["error"], ev.data.get("status"),
                                                        ev.data.get("reference")))
                     return done
-            await out.close(sources_block(sources))
+            await out.close(sources_block(sources),
+                            allowed={s["permalink"] for s in sources if s.get("permalink")})
         except MattermostError:
             raise
         except Exception as exc:  # noqa: BLE001 - the post must never stop silently

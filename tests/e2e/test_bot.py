@@ -636,6 +636,48 @@ def test_a_long_answer_continues_in_a_second_post(env):
     assert joined == [w.strip() for w in words]
 
 
+def test_a_post_cut_inside_a_code_block_renders_nothing_of_it_on_its_own(env):
+    """The answer is guarded as one text, where a link inside a code block is inert; a post cut
+    from it is rendered by itself, so each post must be safe on its own (a continuation that
+    starts mid-block would otherwise render the link or image as live Markdown)."""
+    import asyncio
+
+    from markdown_it import MarkdownIt
+
+    from bot.bot import StreamPost
+    from ingest.mattermost.client import Mattermost
+
+    class Host:
+        def __init__(self, mm):
+            self.mm = mm
+            self.settings = env.rt.settings.model_copy(update={"bot_post_limit": 400})
+
+    payload = ["Here is the config [1]:", "", "```"]
+    payload += [f"line {n} ![x](https://evil.example/p.png?leak={n}) see www.evil.example/{n}"
+                for n in range(12)]
+    payload += ["```", "", "That is all [1]."]
+    text = "\n".join(payload)
+
+    async def run():
+        mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
+        try:
+            out = StreamPost(Host(mm), env.cid("random"), "")
+            await out.open()
+            for i in range(0, len(text), 7):
+                await out.feed(text[i:i + 7])
+            await out.close()
+            return out.posts
+        finally:
+            await mm.close()
+
+    posts = asyncio.run(run())
+    assert len(posts) >= 3
+    md = MarkdownIt("gfm-like", {"linkify": True})  # an independent renderer, stock options
+    for p in posts:
+        html = md.render(env.double.get_post(p)["message"])
+        assert "<img" not in html and 'href="' not in html, html
+
+
 def test_jobs_api_validates_and_cancels(env):
     r = httpx.post(env.base + "/v1/reindex", json={"scope": {"team": "x"}}, headers=ADMIN)
     assert r.status_code == 422 and "scope" in r.json()["error"]
