@@ -172,7 +172,8 @@ def test_feedback_and_audit(server):
     rated, mine = [r for r in recs if r["answer_id"] == ask["answer_id"]][:2]
     assert rated["action"] == "feedback" and rated["question"] == "up"  # newest first
     assert mine["action"] == "ask" and mine["question"] == "lasagna day?"
-    assert set(mine["cited_ids"]) <= set(mine["source_ids"]) and "actor" in mine
+    assert set(mine["cited_ids"]) <= set(mine["source_ids"])
+    assert mine["actor"] == rated["actor"] == "key:api"  # who acted: the service key
     assert mine["model"] == "extractive" and mine["channel_ids"] and mine["source_ids"]
     assert mine["latency_ms"] > 0 and "lasagna" in mine["answer_text"]
     hits = post(server, "/v1/search", {"user": "alice.a", "query": "password rotation"}).json()
@@ -180,7 +181,14 @@ def test_feedback_and_audit(server):
                      headers={"Authorization": f"Bearer {ADMIN}"}).json()["records"]
     assert recs[0]["action"] == "search" and recs[0]["question"] == "password rotation"
     assert recs[0]["source_ids"] == [r["post_id"] for r in hits["results"]]
-    assert recs[0]["answer_text"] is None
+    assert recs[0]["answer_text"] is None and recs[0]["actor"] == "key:api"
+    summ = post(server, "/v1/summaries", {"user": "alice.a", "kind": "channel",
+                                          "channel_id": "town-square", "days": 3650},
+                headers={"Authorization": f"Bearer {ADMIN}"})
+    assert summ.status_code == 200, summ.text
+    recs = httpx.get(server + "/v1/audit?user=alice.a&limit=1",
+                     headers={"Authorization": f"Bearer {ADMIN}"}).json()["records"]
+    assert recs[0]["answer_id"] == summ.json()["answer_id"] and recs[0]["actor"] == "key:admin"
 
 
 def test_metrics(server):
