@@ -410,17 +410,31 @@
 
   // ---- rendering model text safely ---------------------------------------------------------
   const INLINE = /\*\*(.+?)\*\*|\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]/g;
+  // The output guard writes Markdown: what it escaped (\[ \. \_ ...) and the character
+  // references it wrote (&lt; &amp; ...) read as the characters they stand for. Text nodes only.
+  const UNESCAPE = /\\([!-\/:-@[-`{-~])|&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|amp|lt|gt|quot|apos);/gi;
+  const NAMED = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+  function plain(text) {
+    return text.replace(UNESCAPE, (all, ch, ent) => {
+      if (ch !== undefined) return ch;
+      const e = ent.toLowerCase();
+      if (NAMED[e]) return NAMED[e];
+      const code = e.startsWith("#x") ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : all;
+    });
+  }
 
   function inline(text, ctx) {
     const out = [];
     let last = 0;
     for (const m of text.matchAll(INLINE)) {
-      if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
+      if (m.index > last) out.push(document.createTextNode(plain(text.slice(last, m.index))));
       if (m[1] !== undefined) out.push(h("strong", {}, inline(m[1], ctx)));
       else m[2].split(",").forEach((n) => out.push(citation(Number(n.trim()), ctx)));
       last = m.index + m[0].length;
     }
-    if (last < text.length) out.push(document.createTextNode(text.slice(last)));
+    if (last < text.length) out.push(document.createTextNode(plain(text.slice(last))));
     return out;
   }
 
