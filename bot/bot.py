@@ -34,7 +34,7 @@ from ingest.mattermost.refresh import Refresher
 from ingest.mattermost.sync import Syncer
 from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
-from rag.errors import OpenOpsError
+from rag.errors import NotFound, OpenOpsError
 from rag.guard import StreamGuard, guard_markdown
 from rag.permissions import audience_scope, readable_scope
 from rag.util import fmt_ms, now_ms
@@ -498,6 +498,24 @@ class Bot:
             ch = s.get(Channel, channel_id)
             return ch.name if ch else channel_id
 
+    async def _answer_events(self, asker: str, question: str, conversation_id: str | None,
+                             **options):
+        """The answer's events. A follow-up on a conversation the asker may not read (a
+        summary in a thread, drawn from channels they cannot see) is asked as a new question:
+        the services answer such a conversation as not found, and the thread should get an
+        answer, not an error naming a conversation."""
+        events = self.rt.asker.events(asker, question, conversation_id, **options)
+        try:
+            first = await anext(events)
+        except NotFound:
+            if conversation_id is None:
+                raise
+            events = self.rt.asker.events(asker, question, None, **options)
+            first = await anext(events)
+        yield first
+        async for ev in events:
+            yield ev
+
     async def stream_answer(self, channel_id: str, root_id: str, asker: str, question: str, *,
                             trigger: str, audience, context, conversation_id,
                             header: str = "") -> dict:
@@ -506,8 +524,8 @@ class Bot:
         done: dict = {}
         try:
             sources: list[dict] = []
-            async for ev in self.rt.asker.events(asker, question, conversation_id,
-                                                       audience=audience, context=context):
+            async for ev in self._answer_events(asker, question, conversation_id,
+                                                audience=audience, context=context):
                 if ev.type == "token":
                     await out.feed(ev.data)
                 elif ev.type == "sources":

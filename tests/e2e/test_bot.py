@@ -678,6 +678,39 @@ def test_a_post_cut_inside_a_code_block_renders_nothing_of_it_on_its_own(env):
         assert "<img" not in html and 'href="' not in html, html
 
 
+def test_a_follow_up_on_a_conversation_the_asker_may_not_read_is_answered_afresh(env):
+    """A mention in the thread of a summary drawn from channels the asker cannot read: the
+    services answer that conversation as not found; the thread gets an answer, not an error
+    naming the conversation, and nothing of the summary's channels."""
+    import asyncio
+
+    from bot.bot import Bot
+    from ingest.mattermost.client import Mattermost
+    from rag.generation import collect
+
+    _, _, done = asyncio.run(collect(env.rt.summaries.events(
+        "alice.a", "channel", channel_id=env.cid("eng-private"), days=3650)))
+
+    async def run():
+        mm = Mattermost(env.double.url, env.double.bot_token, ca_file=env.double.ca_file)
+        bot = Bot(env.rt, mm)
+        bot.me = await mm.login()
+        try:
+            await bot.stream_answer(env.cid("town-square"), "", env.uid("bob.b"),
+                                    "When is the all-hands meeting?", trigger="test-foreign-conv",
+                                    audience=None, context=[],
+                                    conversation_id=done["conversation_id"])
+        finally:
+            await mm.close()
+
+    asyncio.run(run())
+    with env.rt.db.session() as s:
+        post_id = s.scalar(select(BotPost.post_id).where(BotPost.trigger_id == "test-foreign-conv"))
+    text = env.double.get_post(post_id)["message"]
+    assert ":warning:" not in text and "does not exist" not in text, text
+    assert "Thursday at 15:00" in text and "staging" not in text, text
+
+
 def test_jobs_api_validates_and_cancels(env):
     r = httpx.post(env.base + "/v1/reindex", json={"scope": {"team": "x"}}, headers=ADMIN)
     assert r.status_code == 422 and "scope" in r.json()["error"]
