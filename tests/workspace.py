@@ -1,4 +1,5 @@
-"""Build small Mattermost bulk exports (JSONL v1) for tests."""
+"""Build small Mattermost bulk exports (JSONL v1) for tests, and serve the same workspace from
+the Mattermost double (:func:`seed_double`)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,41 @@ class WS:
     def write(self, path: Path) -> Path:
         path.write_text("\n".join(self.lines()) + "\n")
         return path
+
+
+def seed_double(double, ws: WS, *, creator: str) -> dict:
+    """Serve ``ws`` from the Mattermost double: one team, the bot a system admin and a member
+    of every channel, real (server-made) ids. ``creator`` creates the channels. Returns the
+    ids: ``team``, ``users`` and ``channels`` by name (a DM as ``dm:<first>-<first>``),
+    ``roots`` by message."""
+    team = double.add_team("acme", "Acme")
+    bot, _ = double.add_bot("openops", "OpenOps", roles="system_user system_admin")
+    users = {"openops": bot["id"]}
+    for u in ws.users:
+        users[u["username"]] = double.add_user(u["username"], u["first_name"], u["last_name"])["id"]
+    for uid in users.values():
+        double.add_to_team(team["id"], uid)
+    channels = {}
+    for c in ws.channels:
+        ch = double.add_channel(team["id"], c["name"], c["type"], c["display_name"],
+                                creator_id=users[creator])
+        channels[c["name"]] = ch["id"]
+        double.add_member(ch["id"], users["openops"])
+    for u in ws.users:
+        for t in u["teams"]:
+            for c in t["channels"]:
+                double.add_member(channels[c["name"]], users[u["username"]])
+    roots = {}
+    for p in ws.posts:
+        root = double.post(users[p["user"]], channels[p["channel"]], p["message"],
+                           create_at=p["create_at"])
+        roots[p["message"]] = root["id"]
+        for r in p["replies"]:
+            double.post(users[r["user"]], channels[p["channel"]], r["message"], root_id=root["id"],
+                        create_at=r["create_at"])
+    for d in ws.dposts:
+        a, b = (users[m] for m in d["channel_members"])
+        dm = double.direct_channel(a, b)
+        channels["dm:" + "-".join(m.split(".")[0] for m in d["channel_members"])] = dm["id"]
+        double.post(users[d["user"]], dm["id"], d["message"], create_at=d["create_at"])
+    return {"team": team["id"], "users": users, "channels": channels, "roots": roots}

@@ -22,7 +22,7 @@ from rag.runtime import Runtime
 from rag.settings import Settings
 from tests.conftest import serve_app
 from tests.doubles.mattermost import MattermostDouble
-from tests.workspace import WS
+from tests.workspace import WS, seed_double
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 
@@ -75,40 +75,6 @@ def spec_ws() -> WS:
     return ws
 
 
-def seed(double: MattermostDouble, ws: WS) -> dict:
-    team = double.add_team("acme", "Acme")
-    bot, _ = double.add_bot("openops", "OpenOps", roles="system_user system_admin")
-    users = {"openops": bot["id"]}
-    for u in ws.users:
-        users[u["username"]] = double.add_user(u["username"], u["first_name"], u["last_name"])["id"]
-    for uid in users.values():
-        double.add_to_team(team["id"], uid)
-    channels = {}
-    for c in ws.channels:
-        ch = double.add_channel(team["id"], c["name"], c["type"], c["display_name"],
-                                creator_id=users["alice.a"])
-        channels[c["name"]] = ch["id"]
-        double.add_member(ch["id"], users["openops"])
-    for u in ws.users:
-        for t in u["teams"]:
-            for c in t["channels"]:
-                double.add_member(channels[c["name"]], users[u["username"]])
-    roots = {}
-    for p in ws.posts:
-        root = double.post(users[p["user"]], channels[p["channel"]], p["message"],
-                           create_at=p["create_at"])
-        roots[p["message"]] = root["id"]
-        for r in p["replies"]:
-            double.post(users[r["user"]], channels[p["channel"]], r["message"], root_id=root["id"],
-                        create_at=r["create_at"])
-    for d in ws.dposts:
-        a, b = (users[m] for m in d["channel_members"])
-        dm = double.direct_channel(a, b)
-        channels["dm:alice-bob"] = dm["id"]
-        double.post(users[d["user"]], dm["id"], d["message"], create_at=d["create_at"])
-    return {"team": team["id"], "users": users, "channels": channels, "roots": roots}
-
-
 def wait(predicate, timeout: float = 30.0, what: str = "condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -123,7 +89,7 @@ def wait(predicate, timeout: float = 30.0, what: str = "condition"):
 def env(embedder, tmp_path_factory):
     double = MattermostDouble().start()
     ws = spec_ws()
-    ids = seed(double, ws)
+    ids = seed_double(double, ws, creator="alice.a")
     home = tmp_path_factory.mktemp("bot")
     rt = Runtime(Settings(home=home, collection=f"b{uuid.uuid4().hex[:12]}", _env_file=None,
                           mattermost_url=double.url, mattermost_token=double.bot_token,
@@ -914,7 +880,7 @@ def test_a_bulk_export_then_a_live_sync_on_one_store_adopts_instead_of_duplicati
     double = MattermostDouble().start()
     try:
         ws = spec_ws()
-        ids = seed(double, ws)
+        ids = seed_double(double, ws, creator="alice.a")
         environ = {"OPENOPS_HOME": str(tmp_path / "home"), "OPENOPS_MATTERMOST_URL": double.url,
                    "OPENOPS_MATTERMOST_TOKEN": double.bot_token,
                    "OPENOPS_MATTERMOST_CA_FILE": double.ca_file,

@@ -20,7 +20,7 @@ import pytest
 from rag.runtime import Runtime
 from rag.settings import Settings
 from tests.conftest import ROOT
-from tests.workspace import WS
+from tests.workspace import WS, seed_double
 
 pytestmark = pytest.mark.slow
 
@@ -158,35 +158,13 @@ def test_kill_9_during_ingest_then_resume_gives_the_uninterrupted_counts(export,
 ADMIN_KEY = "admin-key"
 
 
-def seed_double(double, ws: WS) -> None:
-    """The export's workspace, served by the Mattermost double (real ids, the bot an admin)."""
-    team = double.add_team("acme", "Acme")
-    bot, _ = double.add_bot("openops", "OpenOps", roles="system_user system_admin")
-    users = {"openops": bot["id"]}
-    for u in ws.users:
-        users[u["username"]] = double.add_user(u["username"], u["first_name"], u["last_name"])["id"]
-    for uid in users.values():
-        double.add_to_team(team["id"], uid)
-    channels = {}
-    for c in ws.channels:
-        channels[c["name"]] = double.add_channel(team["id"], c["name"], c["type"],
-                                                 c["display_name"], creator_id=users["ann.lee"])["id"]
-        double.add_member(channels[c["name"]], users["openops"])
-    for u in ws.users:
-        for t in u["teams"]:
-            for c in t["channels"]:
-                double.add_member(channels[c["name"]], users[u["username"]])
-    for p in ws.posts:
-        double.post(users[p["user"]], channels[p["channel"]], p["message"], create_at=p["create_at"])
-
-
 @pytest.fixture(scope="module")
 def double():
     from tests.doubles.mattermost import MattermostDouble
 
     d = MattermostDouble().start()
     try:
-        seed_double(d, big_ws())
+        seed_double(d, big_ws(), creator="ann.lee")
         yield d
     finally:
         d.stop()
