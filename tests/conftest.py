@@ -103,6 +103,26 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s: {last}")
 
 
+def sse_events(url: str, body: dict, headers: dict, timeout: float = 60) -> list[tuple[str, object]]:
+    """POST ``body`` with ``"stream": true`` and read the Server-Sent Events: (event, data)."""
+    import json
+
+    import httpx
+
+    events = []
+    with httpx.stream("POST", url, json={**body, "stream": True}, headers=headers,
+                      timeout=timeout) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[6:])))
+    return events
+
+
 @contextlib.contextmanager
 def serve_app(app):
     """Run an ASGI app with uvicorn on a free loopback port; yields its base URL."""

@@ -3,14 +3,12 @@ over real HTTP, in the extractive mode (no model, no network)."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
 from api.app import create_app
 from ingest.pipeline import ingest_path
-from tests.conftest import serve_app
+from tests.conftest import serve_app, sse_events
 from tests.integration.test_permissions import FACTS, workspace
 
 KEY, ADMIN = "k-123", "admin-456"
@@ -39,21 +37,6 @@ H = {"Authorization": f"Bearer {KEY}"}
 
 def post(server, path, body, headers=H):
     return httpx.post(server + path, json=body, headers=headers, timeout=60)
-
-
-def sse_events(server, path, body) -> list[tuple[str, object]]:
-    events = []
-    with httpx.stream("POST", server + path, json={**body, "stream": True}, headers=H,
-                      timeout=60) as r:
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        kind = None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line[6:])))
-    return events
 
 
 def test_ask_answers_with_citations_from_readable_sources(server):
@@ -85,8 +68,8 @@ def test_ask_never_uses_what_the_user_may_not_read(server):
 
 
 def test_streamed_answer_is_tokens_then_sources_then_done(server):
-    events = sse_events(server, "/v1/ask", {"user": "alice.a",
-                                            "question": "What does the cafeteria serve?"})
+    events = sse_events(server + "/v1/ask", {"user": "alice.a",
+                                            "question": "What does the cafeteria serve?"}, H)
     kinds = [k for k, _ in events]
     assert kinds.count("token") > 3
     assert kinds[-2:] == ["sources", "done"]
@@ -202,8 +185,8 @@ def test_metrics(server):
     timed = 'openops_request_seconds_count{route="/v1/ask"}'
     before = counts()
     post(server, "/v1/ask", {"user": "alice.a", "question": "lasagna?"})
-    assert [e for e, _ in sse_events(server, "/v1/ask", {"user": "alice.a",
-                                                          "question": "lasagna?"})][-1] == "done"
+    assert [e for e, _ in sse_events(server + "/v1/ask", {"user": "alice.a",
+                                                          "question": "lasagna?"}, H)][-1] == "done"
     assert post(server, "/v1/ask", {"user": "alice.a"}).status_code == 422
     after = counts()
     assert after[ok] - before.get(ok, 0) == 2  # the streamed answer is counted too

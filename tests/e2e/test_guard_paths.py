@@ -9,7 +9,6 @@ answer must still be links."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from types import SimpleNamespace
@@ -23,7 +22,7 @@ from rag.ask import Asker
 from rag.extractive import Extractive
 from rag.runtime import Runtime
 from rag.settings import Settings
-from tests.conftest import serve_app
+from tests.conftest import serve_app, sse_events
 from tests.doubles.llm_servers import InjectionObeyingModel, OpenAIServer, awkward_chunks
 from tests.doubles.mattermost import MattermostDouble
 from tests.unit.test_guard import PAYLOADS, assert_inert, html_of
@@ -105,20 +104,6 @@ def permalinks(rt: Runtime) -> set[str]:
         return {f"{SITE}/acme/pl/{p.id}" for p in s.scalars(select(Post))}
 
 
-def sse(base: str, body: dict) -> list[tuple[str, object]]:
-    events = []
-    with httpx.stream("POST", base + "/v1/ask", json={**body, "stream": True}, headers=H,
-                      timeout=120) as r:
-        assert r.status_code == 200, r.read()
-        kind = None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line[6:])))
-    return events
-
-
 def test_the_model_obeys_the_injection_so_the_guard_has_work(model, llm_rt):
     m, _ = model
 
@@ -143,7 +128,8 @@ def test_v1_ask_with_a_model_obeying_the_injection_renders_no_foreign_link(model
                            headers=H, timeout=120)
             assert r.status_code == 200, r.text
             whole = r.json()
-            events = sse(base, {"user": "alice.a", "question": QUESTION})
+            events = sse_events(base + "/v1/ask", {"user": "alice.a", "question": QUESTION},
+                                H, timeout=120)
     finally:
         m.extra = ""
     given = {s["permalink"] for s in whole["sources"]} | set(issued)
@@ -172,7 +158,8 @@ def test_v1_ask_in_the_extractive_mode_quotes_the_payloads_inertly(ex_rt):
                        headers=H, timeout=120)
         assert r.status_code == 200, r.text
         text = r.json()["answer"]
-        events = sse(base, {"user": "alice.a", "question": QUESTION})
+        events = sse_events(base + "/v1/ask", {"user": "alice.a", "question": QUESTION}, H,
+                            timeout=120)
     assert text.count("Deploy freeze note") > 20  # the payload sentences were quoted...
     assert_inert(text, allowed)  # ...and nothing in them renders
     shown = ""
