@@ -35,7 +35,7 @@ async def domain_error(_: Request, exc: OpenOpsError) -> JSONResponse:
 
 async def database_down(_: Request, exc: DBAPIError) -> JSONResponse:
     """The database went away (a restart, the network): 503 with Retry-After, no address."""
-    logging.getLogger("openops.api").warning("database error", exc_info=exc)
+    log.warning("database error", exc_info=exc)
     down = isinstance(exc, OperationalError) or exc.connection_invalidated
     if not down:
         return JSONResponse(status_code=500,

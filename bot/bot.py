@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -43,7 +42,6 @@ log = logging.getLogger("openops.bot")
 
 UP = {"+1", "thumbsup", "thumbs_up", "white_check_mark", "heavy_check_mark"}
 DOWN = {"-1", "thumbsdown", "thumbs_down"}
-BROADCAST = re.compile(r"@(channel|all|here)\b", re.I)
 
 
 DM_HINT = ("I found more on this in places not everyone in this channel can read, so I left it "
@@ -69,11 +67,6 @@ def failure_text(exc: BaseException) -> str:
     log.error("answer failed", exc_info=exc)
     return (":warning: Something went wrong; an admin can find the reason in the OpenOps log "
             f"({exc.__class__.__name__}).")
-
-
-def defang(text: str) -> str:
-    """No @channel/@all/@here from the bot: an injected instruction cannot page a channel."""
-    return BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
 @dataclass
@@ -132,13 +125,13 @@ class StreamPost:
         return guard_markdown(body, self.allowed, open_end=not final)
 
     async def _show(self, final: bool) -> None:
-        body = defang(self.text[self._offset:])
+        body = self.text[self._offset:]
         while len(self.header) + len(body) > self.limit:
             cut = self._cut(body)
             await self.bot.mm.patch_post(self.posts[-1], self.header + self._post_text(
                 body[:cut].rstrip(), final=True))
             self._offset += cut
-            body = defang(self.text[self._offset:])
+            body = self.text[self._offset:]
             p = await self.bot.mm.create_post(self.channel_id, "(continued) …",
                                               root_id=self.root_id)
             self.posts.append(p["id"])

@@ -138,14 +138,15 @@ def router(get_bot, settings) -> APIRouter:
 async def _ask(bot, f: dict, question: str) -> None:
     """Only the asker sees the answer (an ephemeral post), so their full scope applies."""
     from rag.generation import collect
+    from rag.guard import defang_mentions
 
-    from .bot import defang, failure_text, sources_block
+    from .bot import failure_text, sources_block
 
     try:
         await bot.refresh_reader(f["user_id"])
         async with bot.busy:
             text, sources, _ = await collect(bot.rt.asker.events(f["user_id"], question))
-        msg = defang(text) + sources_block(sources)
+        msg = defang_mentions(text) + sources_block(sources)
     except Exception as exc:  # noqa: BLE001 - tell the user, never fail silently
         log.exception("/openops ask failed")
         msg = failure_text(exc)

@@ -72,7 +72,9 @@ def _looks_like_url(text: str) -> bool:
     return bool(URLISH.search(unicodedata.normalize("NFKC", text).translate(_DOTS)))
 
 
-def _defang_mentions(text: str) -> str:
+def defang_mentions(text: str) -> str:
+    """No ``@channel``/``@all``/``@here``: a zero-width space after the ``@`` (Mattermost's
+    mention parser splits words there), so nothing the assistant shows pages a channel."""
     return BROADCAST.sub("@" + ZWSP, text)
 
 
@@ -86,7 +88,7 @@ def _hard(text: str) -> str:
             w = REMOVED_LINK
             out.append(w)
             continue
-        out.append(HARD_ESCAPE.sub(r"\\\1", _defang_mentions(w)).replace("\\<", "&lt;"))
+        out.append(HARD_ESCAPE.sub(r"\\\1", defang_mentions(w)).replace("\\<", "&lt;"))
     return "".join(out)
 
 
@@ -154,7 +156,7 @@ class _Renderer:
         if t.type == "hardbreak":
             return " " if table else "\\\n"
         if t.type == "code_inline":
-            content = _defang_mentions(t.content)
+            content = defang_mentions(t.content)
             if table:
                 content = content.replace("|", "\\|")
             d = _code_delim(content)
@@ -196,7 +198,7 @@ class _Renderer:
 
     @staticmethod
     def text(s: str, table: bool) -> str:
-        s = _defang_mentions(s)
+        s = defang_mentions(s)
         pieces = []
         last = 0
         for m in CITATION.finditer(s):
@@ -244,7 +246,7 @@ class _Renderer:
         if k in ("bullet_list", "ordered_list"):
             return self.list_(n)
         if k in ("fence", "code_block"):
-            content = _defang_mentions(n.content)
+            content = defang_mentions(n.content)
             fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", content)), default=0) + 1)
             info = n.info.split()[0] if k == "fence" and n.info.strip() else ""
             info = info if re.fullmatch(r"[\w+#.\-]{1,30}", info) else ""
