@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
+    LargeBinary,
+    UniqueConstraint,
     Boolean,
     Engine,
     Float,
@@ -62,6 +64,7 @@ class User(Base):
     last_name: Mapped[str] = mapped_column(String(128), default="")
     nickname: Mapped[str] = mapped_column(String(128), default="")
     position: Mapped[str] = mapped_column(String(256), default="")
+    locale: Mapped[str] = mapped_column(String(32), default="", server_default="")
     roles: Mapped[str] = mapped_column(String(256), default="system_user")
     is_guest: Mapped[bool] = mapped_column(Boolean, default=False)
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -93,6 +96,8 @@ class ChannelMember(Base):
         String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     roles: Mapped[str] = mapped_column(String(256), default="channel_user")
+    # when the member last viewed the channel (Mattermost's ChannelMember.last_viewed_at)
+    last_viewed_at: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Post(Base):
@@ -107,7 +112,8 @@ class Post(Base):
     edit_at: Mapped[int] = mapped_column(BigInteger, default=0)
     delete_at: Mapped[int] = mapped_column(BigInteger, default=0)
 
-    __table_args__ = (Index("ix_posts_channel_create", "channel_id", "create_at"),)
+    __table_args__ = (Index("ix_posts_channel_create", "channel_id", "create_at"),
+                      Index("ix_posts_user_create", "user_id", "create_at"))
 
 
 class File(Base):
@@ -301,3 +307,88 @@ class Job(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# ---- personalisation (issue 10) -----------------------------------------------------------
+class Reaction(Base):
+    """An emoji reaction (what the reader endorses); ``channel_id`` is the post's."""
+
+    __tablename__ = "reactions"
+    post_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    emoji_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), index=True)
+    create_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_reactions_user", "user_id", "create_at"),)
+
+
+class ProfileSettings(Base):
+    """What a reader sets about their own profile (everything else is derived)."""
+
+    __tablename__ = "profiles"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    personalize: Mapped[bool] = mapped_column(Boolean, default=True)
+    interests: Mapped[str] = mapped_column(Text, default="")
+    catchup: Mapped[bool] = mapped_column(Boolean, default=False)
+    alerts_from_interests: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProfileSignal(Base):
+    """One thing a post says about a reader (they wrote it, replied with it, reacted to it,
+    were mentioned in it), keyed to the post's channel: read back only while the reader may
+    read that channel. Kept up to date by the mirror as posts and reactions arrive."""
+
+    __tablename__ = "profile_signals"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[int] = mapped_column(BigInteger, default=0)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+    __table_args__ = (Index("ix_profile_signals_user_at", "user_id", "at"),)
+
+
+class Watch(Base):
+    __tablename__ = "watches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    topic: Mapped[str] = mapped_column(Text)
+    from_profile: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WatchAlert(Base):
+    """An alert a watch raised for a thread: at most one per thread per watch (unique), sent
+    by the bot from this outbox so that a restart neither loses nor repeats it."""
+
+    __tablename__ = "watch_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    watch_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel_id: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    day: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16))  # pending sending sent skipped
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (UniqueConstraint("watch_id", "thread_id", name="uq_watch_alerts_watch_thread"),
+                      Index("ix_watch_alerts_user_day", "user_id", "day"))
+
+
+class Catchup(Base):
+    """A catch-up DM for a reader and channel on a (UTC) day: at most one."""
+
+    __tablename__ = "catchups"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # sending sent skipped
+    since: Mapped[int] = mapped_column(BigInteger, default=0)
+    posts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
