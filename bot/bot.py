@@ -300,6 +300,7 @@ class Bot:
             await self._maybe_answer(post, data)
 
     async def _on_reaction(self, data: dict, bc: dict) -> None:
+        await self.events.reaction_added(data, bc)  # the reader's profile
         reaction = json_field(data.get("reaction"))
         if reaction:
             await self._feedback(reaction)
