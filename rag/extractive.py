@@ -142,7 +142,8 @@ class Extractive:
         ``for_you`` list first, the sentences ranked by a mix of closeness to the interest and
         centrality (sentences naming the reader, ``boost``, ahead), picked with MMR so they say
         different things; decisions and action items that involve the reader come first in
-        their lists; ``also_discussed`` keeps the rest in brief. Nothing appears twice."""
+        their lists; ``also_discussed`` keeps the rest in brief. Only a decision, action item
+        or open question may appear twice: in "for you" and in its own complete list."""
         empty = {"for_you": [], "key_points": [], "decisions": [], "action_items": [],
                  "open_questions": [], "also_discussed": []}
         sents = self.sentences(texts)
@@ -171,14 +172,15 @@ class Extractive:
                         + 0.15 * np.array([named(s) for s in sents], dtype=float))
             picked = mmr_scores(personal, emb, n_for_you)
             for_you = sorted((sents[i] for i in picked), key=lambda s: s.order)
+        # decisions, action items and open questions are listed whole (a reader scanning the
+        # decisions must find them all), "for you" may repeat one; key points do not
         taken = {id(s) for s in for_you}
-        rest = [s for s in sents if id(s) not in taken]
-        decisions = [s for s in rest if DECISION.search(s.text)]
-        actions = [s for s in rest if ACTION.search(s.text) and s not in decisions]
+        decisions = [s for s in sents if DECISION.search(s.text)]
+        actions = [s for s in sents if ACTION.search(s.text) and s not in decisions]
         if interest is not None:  # the reader's own decisions and actions first
             decisions.sort(key=lambda s: not involves(s))
             actions.sort(key=lambda s: not involves(s))
-        questions = [s for s in rest if s.text.rstrip().endswith("?")]
+        questions = [s for s in sents if s.text.rstrip().endswith("?")]
         # an open question is one that nobody else answers in the next two sentences
         pos = {id(s): i for i, s in enumerate(sents)}
 
