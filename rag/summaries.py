@@ -20,7 +20,7 @@ from .errors import InvalidRequest, NotFound, OpenOpsError
 from .extractive import Extractive, Sentence
 from .generation import ANSWER_RESERVE, Event, Writer, cited, failure, tokens, words
 from .guard import guard_markdown
-from .llm.base import ChatMessage, Generation, Generator
+from .llm.base import ChatMessage, Generation, Generator, ProviderError
 from .permissions import Scope, audience_scope, narrow, unreadable
 from .profile import Profile, Profiles
 from .prompts import PERSONAL_SUMMARY_SYSTEM, SUMMARY_SYSTEM, fence
@@ -309,6 +309,29 @@ class Summaries(Writer):
                                     model=self.model_name, created_at=t, sources=sources[:50])
             s.commit()
         return conv_id, answer_id
+
+
+async def collect_summary(events: AsyncIterator[Event]) -> dict:
+    """A summary's events joined into the API's response (an ``error`` event is raised)."""
+    shaped: dict = {}
+    sources: list[dict] = []
+    done: dict = {}
+    async for ev in events:
+        if ev.type == "sections":
+            shaped = ev.data
+        elif ev.type == "sources":
+            sources = ev.data
+        elif ev.type == "done":
+            done = ev.data
+        elif ev.type == "error":
+            raise ProviderError(ev.data["error"], status=ev.data.get("status", 502))
+    return {"summary": shaped.get("summary", ""), "title": done.get("title", ""),
+            "sources": sources, "sections": shaped.get("sections", []),
+            "personalization": shaped.get("personalization",
+                                          {"applied": False, "why": "", "signals": []}),
+            "conversation_id": done.get("conversation_id", ""),
+            "answer_id": done.get("answer_id", ""), "model": done.get("model", ""),
+            "for": done.get("for", "")}
 
 
 CITATION = re.compile(r"\[(\d{1,4})\]")
