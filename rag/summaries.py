@@ -23,7 +23,7 @@ from .guard import guard_markdown
 from .llm.base import ChatMessage, Generation, Generator, ProviderError
 from .permissions import Scope, audience_scope, narrow, unreadable
 from .profile import Profile, Profiles
-from .prompts import PERSONAL_SUMMARY_SYSTEM, SUMMARY_SYSTEM, fence
+from .prompts import PERSONAL_SUMMARY_SYSTEM, SUMMARY_SYSTEM, fence, language
 from .records import Records, Source
 from .util import fmt_ms, now_ms, permalink
 
@@ -213,7 +213,7 @@ class Summaries(Writer):
             m = re.match(r"^(.+?) \(@", text)
             out.append(Source(
                 n=n, chunk_id="", post_id=pid, thread_id=(p.root_id or p.id) if p else "",
-                channel_id=channels[0] if channels else "", channel_name=ch.name if ch else "",
+                channel_id=channels[0] if channels else "", channel_name=(ch.name if ch.type in ("O", "P") else ch.display_name) if ch else "",
                 team_name=team_name, channel_type=ch.type if ch else "",
                 author=m.group(1) if m else "", created_at=p.create_at if p else 0,
                 permalink=permalink(base, team_name, pid), source="message", file_name=None,
@@ -383,21 +383,6 @@ SECTION_TITLES = {"for_you": "For you", "key_points": "Key points", "decisions":
                   "action_items": "Action items", "open_questions": "Open questions",
                   "also_discussed": "Also discussed"}
 ALWAYS = ("key_points", "decisions", "action_items", "open_questions")  # shown even if empty
-LOCALES = {"en": "English", "en-au": "English", "de": "German", "es": "Spanish",
-           "fr": "French", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
-           "pl": "Polish", "pt-br": "Portuguese", "pt": "Portuguese", "ro": "Romanian",
-           "ru": "Russian", "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian",
-           "zh-cn": "Simplified Chinese", "zh-tw": "Traditional Chinese", "bg": "Bulgarian",
-           "hu": "Hungarian", "fa": "Persian", "vi": "Vietnamese", "cs": "Czech",
-           "da": "Danish", "fi": "Finnish", "nb": "Norwegian", "id": "Indonesian"}
-
-
-def language(locale: str | None) -> str:
-    """The language of a Mattermost locale ("" when unknown or unset)."""
-    loc = (locale or "").strip().lower().replace("_", "-")
-    return LOCALES.get(loc) or LOCALES.get(loc.split("-")[0], "")
-
-
 def _reader_line(user: User) -> str:
     return f"{user.display_name} (@{user.username}{', ' + user.position if user.position else ''})"
 
@@ -478,7 +463,8 @@ def parse_sections(text: str, valid: set[int]) -> list[dict]:
                 sections.setdefault(current or "key_points", [])
                 continue
             ns = [int(n) for n in CITATION.findall(content) if int(n) in valid]
-            clean = re.sub(r"\s+", " ", CITATION.sub("", content)).strip()
+            clean = re.sub(r"\s+([.,;:!?])", r"\1",
+                           re.sub(r"\s+", " ", CITATION.sub("", content))).strip()
             if clean:
                 sections.setdefault(current or "key_points", []).append(
                     {"text": clean, "sources": list(dict.fromkeys(ns))})
