@@ -207,13 +207,15 @@ class Summaries(Writer):
                 Post.id.in_({i for i, _ in items})))}
         base = self.settings.permalink_base
         team_name = team.name if team else ""
+        # a DM's or group message's name is its members' ids: show its display name
+        where = (ch.name if ch.type in ("O", "P") else ch.display_name) if ch else ""
         out = []
         for n, (pid, text) in enumerate(items, 1):
             p = posts.get(pid)
             m = re.match(r"^(.+?) \(@", text)
             out.append(Source(
                 n=n, chunk_id="", post_id=pid, thread_id=(p.root_id or p.id) if p else "",
-                channel_id=channels[0] if channels else "", channel_name=(ch.name if ch.type in ("O", "P") else ch.display_name) if ch else "",
+                channel_id=channels[0] if channels else "", channel_name=where,
                 team_name=team_name, channel_type=ch.type if ch else "",
                 author=m.group(1) if m else "", created_at=p.create_at if p else 0,
                 permalink=permalink(base, team_name, pid), source="message", file_name=None,
