@@ -1039,11 +1039,12 @@
     return h("article", { class: "panel for-col", id, "data-reader": who }, head,
       h("p", { class: `why ${p.applied ? "applied" : "generic"}` },
         h("span", { class: "why-tag", text: p.applied ? "Personalised" : "Generic" }),
-        h("span", { class: "why-text" }, inline(String(p.why || ""), ctx))),
+        // the reader's own words (their interests) may be in it: text, no citations
+        h("span", { class: "why-text", text: String(p.why || "") })),
       item.error ? h("p", { class: "error", role: "alert", text: item.error }) : null,
       sections.length ? sections.map((sec) => h("section", {
         class: `for-sec sec-${String(sec.key).replace(/[^a-z_]/g, "")}`, "data-key": sec.key },
-      h("h4", {}, inline(String(sec.title || sec.key), ctx)),
+      h("h4", { text: String(sec.title || sec.key) }),
       (sec.items || []).length ? null : h("p", { class: "hint", text: "None." }),
       h("ul", {}, (sec.items || []).map((it) => h("li", {},
         inline(String(it.text || ""), ctx),

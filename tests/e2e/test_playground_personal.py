@@ -196,6 +196,12 @@ def test_profile_view_shows_signals_with_sources_and_edits_round_trip(sample):
             b.close()
 
 
+def _put(page, body: dict) -> None:
+    status = page.evaluate("""async (b) => (await fetch('/v1/profile', {method: 'PUT',
+        headers: {'Content-Type': 'application/json'}, body: JSON.stringify(b)})).status""", body)
+    assert status == 200, status
+
+
 def _group_transcript(rt) -> str:
     """The product-sync transcript attached in Hannah's, Maria's and Olivia's group message."""
     from rag.db import Channel, File
@@ -290,6 +296,20 @@ def test_summarise_for_two_readers_side_by_side(sample):
             expect(cols.nth(1).locator(".delivery")).to_contain_text("not sent")
             expect(cols.nth(0).locator(".for-sec[data-key='for_you'] li")).to_have_count(
                 len(mine))
+
+            # ---- a reader who turned personalisation off gets the generic summary --------------
+            _put(page, {"user": "olivia.brooks", "personalize": False})
+            try:
+                page.fill("#for-b", "olivia.brooks")
+                page.click("#for-go")
+                expect(cols.nth(1).locator(".for-who")).to_have_text("For @olivia.brooks")
+                expect(cols.nth(1).locator(".why.generic .why-tag")).to_have_text("Generic")
+                expect(cols.nth(1).locator(".for-sec[data-key='for_you']")).to_have_count(0)
+                expect(cols.nth(1).locator(".for-sec").first).to_have_attribute(
+                    "data-key", "key_points")
+                expect(cols.nth(0).locator(".why.applied")).to_be_visible()
+            finally:
+                _put(page, {"user": "olivia.brooks", "personalize": True})
 
             # ---- a channel over the last N days, for two readers of the feed --------------------
             page.click("label[for=for-kind-channel]")
