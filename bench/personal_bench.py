@@ -28,11 +28,14 @@ alternately (``--rounds`` each); the personalised one's extra time is the differ
 medians. Reported as median and p95 over meetings, in ms and as a share of the cold generic
 summary.
 
-``--mix REL,CENT,LAMBDA`` (repeatable) re-ranks "for you" in the bench, not in ``rag/``: the same
-steps as ``Extractive.summarize`` (de-duplicated sentences, LexRank, ``REL * unit(closeness) +
-CENT * unit(centrality)``, MMR with ``LAMBDA``) with other weights; the replica with the shipped
-weights (0.75, 0.25, 0.75) is checked to pick exactly the sentences ``summarize`` picks. Figures
-only: nothing is asserted.
+``--mix REL,CENT,LAMBDA[,CONTEXT]`` (repeatable) re-ranks "for you" in the bench, not in
+``rag/``: the same steps as ``Extractive.summarize`` (de-duplicated sentences, LexRank,
+``REL * unit(closeness) + CENT * unit(centrality)``, MMR with ``LAMBDA``) with other weights;
+``CONTEXT`` (default 0) averages each sentence's closeness with that of its ``CONTEXT``
+neighbours on each side, in meeting order; ``LEX`` (default 0) adds ``LEX`` times the BM25 score
+(``rag.lexical``) of the topic's words to the closeness before it is scaled. The replica with
+the shipped weights (0.75, 0.25, 0.75, 0, 0) is checked to pick exactly the sentences
+``summarize`` picks. Figures only: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -56,11 +59,12 @@ import benchdata
 
 from rag.embeddings import Embedder
 from rag.extractive import Extractive, _dedupe, _unit, lexrank, mmr_scores
+from rag.lexical import bm25, query_columns, term_matrix
 from rag.profile import CENTRING
 
 GOAL_SHARE = 0.6
 GOAL_RATIO = 2.0
-SHIPPED_MIX = (0.75, 0.25, 0.75)  # rag/extractive.py: relevance, centrality, MMR lambda
+SHIPPED_MIX = (0.75, 0.25, 0.75, 0, 0.0)  # rag/extractive.py: relevance, centrality, MMR lambda
 SECONDS_PER_TURN = 20
 GENERIC_ORDER = ("key_points", "decisions", "action_items", "open_questions")
 
@@ -173,6 +177,8 @@ class Prepared:
     sents: list  # de-duplicated Sentences, as summarize ranks them
     emb: np.ndarray
     cent: np.ndarray  # LexRank scaled by its max
+    terms: object = None  # sentences x hashed terms (for the BM25 variant)
+    lengths: np.ndarray | None = None
 
 
 def prepare(ex: Extractive, texts: list[str]) -> Prepared:
@@ -180,12 +186,20 @@ def prepare(ex: Extractive, texts: list[str]) -> Prepared:
     emb = ex.embedder.encode([s.text for s in sents])
     sents, emb = _dedupe(sents, emb)
     scores = lexrank(emb)  # no names to boost: a QMSum reader has none
-    return Prepared(sents, emb, scores / (scores.max() or 1.0))
+    terms = term_matrix([s.text for s in sents])
+    return Prepared(sents, emb, scores / (scores.max() or 1.0), terms,
+                    np.asarray(terms.sum(axis=1), dtype=np.float32).ravel())
 
 
-def for_you(p: Prepared, interest: np.ndarray, mix: tuple[float, float, float], n: int) -> list:
-    rel_w, cent_w, lam = mix
-    score = rel_w * _unit(p.emb @ interest) + cent_w * _unit(p.cent)
+def for_you(p: Prepared, interest: np.ndarray, words: str, mix: tuple, n: int) -> list:
+    rel_w, cent_w, lam, context, lex_w = mix
+    rel = _unit(p.emb @ interest)
+    if lex_w:  # plus BM25 of the interest's words over the meeting's sentences (IDF among them)
+        rel = _unit(rel + lex_w * _unit(bm25(p.terms, p.lengths, query_columns(words))))
+    if context:  # a sentence's closeness averaged with its neighbours' (2 * context + 1 of them)
+        k = np.ones(2 * int(context) + 1)
+        rel = _unit(np.convolve(rel, k, "same") / np.convolve(np.ones_like(rel), k, "same"))
+    score = rel_w * rel + cent_w * _unit(p.cent)
     return sorted((p.sents[i] for i in mmr_scores(score, p.emb, n, lam)), key=lambda s: s.order)
 
 
@@ -260,15 +274,24 @@ class Ticker:
             self._progress.stop()
 
 
-def parse_mix(text: str) -> tuple[float, float, float]:
-    parts = [float(x) for x in text.split(",")]
-    if len(parts) != 3 or not 0 <= parts[2] <= 1:
-        raise argparse.ArgumentTypeError("--mix REL,CENT,LAMBDA (LAMBDA in [0, 1]), e.g. 1,0,0.75")
-    return parts[0], parts[1], parts[2]
+def parse_mix(text: str) -> tuple:
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        parts = []
+    parts += [0.0] * (5 - len(parts)) if 3 <= len(parts) <= 5 else []
+    if (len(parts) != 5 or not 0 <= parts[2] <= 1 or parts[3] < 0
+            or parts[3] != int(parts[3])):
+        raise argparse.ArgumentTypeError(
+            "--mix REL,CENT,LAMBDA[,CONTEXT[,LEX]] (LAMBDA in [0, 1], CONTEXT a whole number "
+            "of neighbouring sentences each side, LEX the BM25 weight), e.g. 1,0,0.75 or "
+            "0.75,0.25,0.75,3 or 0.5,0.25,0.75,0,0.5")
+    return parts[0], parts[1], parts[2], int(parts[3]), parts[4]
 
 
-def mix_name(mix: tuple[float, float, float]) -> str:
-    return f"rel {mix[0]:g} / cent {mix[1]:g} / lambda {mix[2]:g}"
+def mix_name(mix: tuple) -> str:
+    return (f"rel {mix[0]:g} / cent {mix[1]:g} / lambda {mix[2]:g}"
+            + (f" / context {mix[3]}" if mix[3] else "") + (f" / BM25 {mix[4]:g}" if mix[4] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5,
                     help="warm generic and personalised summaries timed per meeting, each")
     ap.add_argument("--mix", type=parse_mix, action="append", default=[],
-                    metavar="REL,CENT,LAMBDA",
+                    metavar="REL,CENT,LAMBDA[,CONTEXT[,LEX]]",
                     help="also rank 'for you' with these weights, in the bench (repeatable)")
     args = ap.parse_args(argv)
 
@@ -301,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  embedder {real.name} bf16={real.bf16}; CENTRING={CENTRING}")
 
     variants = ("raw", "centred")
-    mixes = [SHIPPED_MIX] + [m for m in args.mix if tuple(m) != SHIPPED_MIX]
+    mixes = [SHIPPED_MIX] + [m for m in dict.fromkeys(args.mix) if m != SHIPPED_MIX]
     pers = {v: Tally() for v in variants}
     generic, central, base = Tally(), Tally(), Tally()
     alt = {(m, v): Tally() for m in mixes for v in variants}
@@ -335,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     res = ex.summarize(m.texts, interest=interests[v][ti], n_for_you=n)
                     pers[v].add(topic, res["for_you"], m.domain)
                     for mix in mixes:
-                        picked = for_you(prep, interests[v][ti], mix, n)
+                        picked = for_you(prep, interests[v][ti], topic.name, mix, n)
                         alt[(mix, v)].add(topic, picked, m.domain)
                         if mix == SHIPPED_MIX:
                             replica_total += 1
@@ -371,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"goals: personalised share >= {GOAL_SHARE:g} and >= {GOAL_RATIO:g}x the generic "
         f"summary's first {n} items")
     domains = [d for d in ("AMI", "ICSI", "Committee") if d in generic.by_domain]
-    header = (f"{'selection':<44} {'share':>6} {'x gen':>6} {'>=0.6':>6}  "
+    header = (f"{'selection':<62} {'share':>6} {'x gen':>6} {'>=0.6':>6}  "
               + " ".join(f"{d:>9}" for d in domains))
     log(header)
     log("-" * len(header))
@@ -379,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     def row(name: str, t: Tally, ratio: bool = True) -> None:
         x = f"{t.share / generic.share:.2f}" if ratio and generic.share else "-"
         at = f"{t.topics_at_goal / t.topics:.0%}" if t.topics else "-"
-        log(f"{name:<44} {t.share:>6.3f} {x:>6} {at:>6}  "
+        log(f"{name:<62} {t.share:>6.3f} {x:>6} {at:>6}  "
             + " ".join(f"{t.domain_share(d):>9.3f}" for d in domains))
 
     row("random sentence (span's share of sentences)", base, ratio=False)
@@ -393,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"goal ({v}): share {share:.3f} {'>=' if ok[0] else '<'} {GOAL_SHARE:g} "
             f"{'met' if ok[0] else 'MISSED'}; ratio {ratio:.2f}x {'>=' if ok[1] else '<'} "
             f"{GOAL_RATIO:g}x {'met' if ok[1] else 'MISSED'}")
-    log(f"replica of 'for you' with the shipped mix {mix_name(SHIPPED_MIX)}: same sentences "
+    log(f"replica of 'for you' with the shipped mix ({mix_name(SHIPPED_MIX)}): same sentences "
         f"as summarize for {replica_same}/{replica_total} readers")
     if len(mixes) > 1:
         log()
