@@ -128,6 +128,9 @@ def load_meetings(folder: Path, limit: int) -> list[Meeting]:
         texts = []
         for i, t in enumerate(data.get("meeting_transcripts") or []):
             text = benchdata.clean_meeting_turn(str(t.get("content") or ""))
+            # cut to 60 characters: rag/extractive.py's TRANSCRIPT reads a speaker of at most
+            # 60 (rag/summaries.py's TURN: 80); a few Committee speakers run to 94, whose turns
+            # would otherwise be read as one sentence starting "[00:12:20] Name ...:"
             speaker = str(t.get("speaker") or "Speaker").replace(":", " ").strip()[:60]
             texts.append(f"[{clock(i * SECONDS_PER_TURN)}] {speaker}: {text}" if text else "")
         topics = []
