@@ -58,13 +58,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchdata
 
 from rag.embeddings import Embedder
-from rag.extractive import Extractive, _dedupe, _unit, lexrank, mmr_scores
+from rag.extractive import CLOSENESS, MIN_WORDS, Extractive, _dedupe, _unit, lexrank, mmr_scores
 from rag.lexical import bm25, query_columns, term_matrix
 from rag.profile import CENTRING
+from rag.summaries import MEETING_CONTEXT
 
 GOAL_SHARE = 0.6
 GOAL_RATIO = 2.0
-SHIPPED_MIX = (0.75, 0.25, 0.75, 0, 0.0)  # rag/extractive.py: relevance, centrality, MMR lambda
+# rag/extractive.py and rag/summaries.py for a meeting: relevance, centrality, MMR lambda,
+# context sentences each side, BM25 weight of the interest's words
+SHIPPED_MIX = (CLOSENESS, round(1 - CLOSENESS, 2), 0.75, MEETING_CONTEXT, 1.0)
 SECONDS_PER_TURN = 20
 GENERIC_ORDER = ("key_points", "decisions", "action_items", "open_questions")
 
@@ -202,7 +205,8 @@ def for_you(p: Prepared, interest: np.ndarray, words: str, mix: tuple, n: int) -
     if context:  # a sentence's closeness averaged with its neighbours' (2 * context + 1 of them)
         k = np.ones(2 * int(context) + 1)
         rel = _unit(np.convolve(rel, k, "same") / np.convolve(np.ones_like(rel), k, "same"))
-    score = rel_w * rel + cent_w * _unit(p.cent)
+    short = np.array([len(s.text.split()) < MIN_WORDS for s in p.sents], dtype=float)
+    score = rel_w * rel + cent_w * _unit(p.cent) - 2.0 * short  # as summarize: short ones last
     return sorted((p.sents[i] for i in mmr_scores(score, p.emb, n, lam)), key=lambda s: s.order)
 
 
@@ -358,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
                 base.add(topic, all_sents, m.domain)
                 span_turns.append(sum(b - a + 1 for a, b in topic.spans) / len(m.texts))
                 for v in variants:
-                    res = ex.summarize(m.texts, interest=interests[v][ti], n_for_you=n)
+                    # as the service calls it for a meeting: the interest's words, one
+                    # sentence of context each side
+                    res = ex.summarize(m.texts, interest=interests[v][ti], n_for_you=n,
+                                       words=topic.name, context=MEETING_CONTEXT)
                     pers[v].add(topic, res["for_you"], m.domain)
                     for mix in mixes:
                         picked = for_you(prep, interests[v][ti], topic.name, mix, n)
@@ -375,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                 for personal in ((False, True) if r % 2 == 0 else (True, False)):
                     t, c0 = time.perf_counter(), time.process_time()
                     if personal:
-                        ex.summarize(m.texts, interest=v0, n_for_you=n)
+                        ex.summarize(m.texts, interest=v0, n_for_you=n,
+                                     words=m.topics[0].name, context=MEETING_CONTEXT)
                     else:
                         ex.summarize(m.texts)
                     wall, cpu = time.perf_counter() - t, time.process_time() - c0

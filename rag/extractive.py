@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .lexical import bm25_small
+
 LINE = re.compile(
     r"^(?P<author>.+?) \(@(?P<username>[\w.\-]+)\) (?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d): (?P<text>.*)$"
 )
@@ -143,7 +145,8 @@ class Extractive:
         return sorted((sents[i] for i in picked), key=lambda s: s.order)
 
     def summarize(self, texts: list[str], *, n_points: int = 6, boost: Sequence[str] = (),
-                  interest: np.ndarray | None = None, n_for_you: int = 5) -> dict:
+                  interest: np.ndarray | None = None, n_for_you: int = 5, words: str = "",
+                  context: int = 0) -> dict:
         """Key points (LexRank), decisions, action items, open questions; each a Sentence.
 
         With an ``interest`` vector (the reader's profile) the summary is personalised: a
@@ -151,7 +154,11 @@ class Extractive:
         centrality (sentences naming the reader, ``boost``, ahead), picked with MMR so they say
         different things; decisions and action items that involve the reader come first in
         their lists; ``also_discussed`` keeps the rest in brief. Only a decision, action item
-        or open question may appear twice: in "for you" and in its own complete list."""
+        or open question may appear twice: in "for you" and in its own complete list.
+        ``words``: the reader's interests in words (BM25 over the sentences adds to closeness);
+        ``context``: closeness averaged over this many sentences on each side (a meeting's
+        topics run over stretches of talk; on QMSum, 3 and the words took the share of "For
+        you" items from the reader's topic from 0.39 to 0.52, bench/personal_bench.py)."""
         empty: dict[str, list[Sentence]] = {
             k: [] for k in ("for_you", "key_points", "decisions", "action_items",
                             "open_questions", "also_discussed")}
@@ -175,7 +182,12 @@ class Extractive:
                 scores[i] *= 1.5
         for_you: list[Sentence] = []
         if interest is not None:
-            rel = emb @ interest
+            rel = _unit(emb @ interest)
+            if words.strip():
+                rel = _unit(rel + _unit(np.asarray(bm25_small(words, [x.text for x in sents]))))
+            if context:
+                k = np.ones(2 * context + 1)
+                rel = np.convolve(rel, k, "same") / np.convolve(np.ones_like(rel), k, "same")
             cent = scores / (scores.max() or 1.0)
             # a sentence of a few words rarely says anything on its own ("And the header
             # name is final?"): such sentences go after all others

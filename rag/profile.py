@@ -103,6 +103,11 @@ class Profile:
         first = self.name.split()[0] if self.name.split() else ""
         return [s for s in (f"@{self.username}", self.name, first) if s and len(s) > 2]
 
+    def words(self) -> str:
+        """The reader's interests in words, for lexical matching: stated interests, position,
+        what they write about."""
+        return " ".join([*interests_list(self.interests), self.position, *self.keywords])
+
     def topics(self, n: int = 3) -> list[str]:
         """What the reader cares about, in words: stated interests first, then the channels
         they are most active in, then what they write about most."""
