@@ -203,6 +203,7 @@ def for_you(p: Prepared, interest: np.ndarray, words: str, mix: tuple, n: int) -
     if lex_w:  # plus BM25 of the interest's words over the meeting's sentences (IDF among them)
         rel = _unit(rel + lex_w * _unit(bm25(p.terms, p.lengths, query_columns(words))))
     if context:  # a sentence's closeness averaged with its neighbours' (2 * context + 1 of them)
+        context = max(int(context), min(6, len(p.sents) // 100))  # as summarize
         k = np.ones(2 * int(context) + 1)
         rel = _unit(np.convolve(rel, k, "same") / np.convolve(np.ones_like(rel), k, "same"))
     short = np.array([len(s.text.split()) < MIN_WORDS for s in p.sents], dtype=float)

@@ -156,9 +156,10 @@ class Extractive:
         their lists; ``also_discussed`` keeps the rest in brief. Only a decision, action item
         or open question may appear twice: in "for you" and in its own complete list.
         ``words``: the reader's interests in words (BM25 over the sentences adds to closeness);
-        ``context``: closeness averaged over this many sentences on each side (a meeting's
-        topics run over stretches of talk; on QMSum, 3 and the words took the share of "For
-        you" items from the reader's topic from 0.39 to 0.52, bench/personal_bench.py)."""
+        ``context``: closeness averaged over at least this many sentences on each side, one
+        more per hundred sentences up to 6 (a meeting's topics run over stretches of talk; on
+        QMSum the words and the context took the share of "For you" items from the reader's
+        topic from 0.39 to 0.50, bench/personal_bench.py)."""
         empty: dict[str, list[Sentence]] = {
             k: [] for k in ("for_you", "key_points", "decisions", "action_items",
                             "open_questions", "also_discussed")}
@@ -185,7 +186,8 @@ class Extractive:
             rel = _unit(emb @ interest)
             if words.strip():
                 rel = _unit(rel + _unit(np.asarray(bm25_small(words, [x.text for x in sents]))))
-            if context:
+            if context:  # a longer meeting's topics run longer: a sentence more per hundred
+                context = max(context, min(6, len(sents) // 100))
                 k = np.ones(2 * context + 1)
                 rel = np.convolve(rel, k, "same") / np.convolve(np.ones_like(rel), k, "same")
             cent = scores / (scores.max() or 1.0)
