@@ -130,6 +130,12 @@ class Runtime:
         return Summaries(self.settings, self.db, self.search, self.generator,
                          conversations=self.conversations, records=self.records)
 
+    @cached_property
+    def watches(self):
+        from .watches import Watches
+
+        return Watches(self.settings, self.db, lambda: self.embedder, lambda: self.index)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
