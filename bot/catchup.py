@@ -50,6 +50,8 @@ class Catchups:
     def __init__(self, bot):
         self.bot = bot
         self.sent = 0
+        # decisions made (sent or not) per (reader, channel): what tests wait on
+        self.decided: dict[tuple[str, str], int] = {}
 
     def _plan(self, user_id: str, channel_id: str, prev_view: int | None, joined: bool
               ) -> tuple[int, int, str] | None:
@@ -97,6 +99,14 @@ class Catchups:
     async def consider(self, user_id: str, channel_id: str, prev_view: int | None, *,
                        joined: bool = False) -> bool:
         """Send the catch-up if one is due; whether it was sent."""
+        try:
+            return await self._consider(user_id, channel_id, prev_view, joined)
+        finally:
+            key = (user_id, channel_id)
+            self.decided[key] = self.decided.get(key, 0) + 1
+
+    async def _consider(self, user_id: str, channel_id: str, prev_view: int | None,
+                        joined: bool) -> bool:
         bot = self.bot
         if not user_id or user_id == bot.me.get("id"):
             return False
