@@ -179,7 +179,7 @@ def _personal_now(bot, uid: str, sub: str, args: list[str]) -> str:
     if not args:
         return USAGE_WATCH
     if len(args) == 1 and args[0].lower() == "list":
-        _, mine = watches.list(uid)
+        _, mine = watches.list_for(uid)
         if not mine:
             return "You watch nothing yet: `/openops watch TOPIC`."
         lines = [f"- #{w['id']} {w['topic']}" + (" (from your profile's interests)"

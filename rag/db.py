@@ -9,16 +9,16 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
-    LargeBinary,
-    UniqueConstraint,
     Boolean,
     Engine,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )

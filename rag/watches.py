@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
@@ -122,8 +123,8 @@ class Watches:
     """The store (list, add, remove), the matcher (:meth:`on_indexed`, an indexer listener)
     and the outbox's claims (:meth:`claim`, :meth:`finish`) the bot sends from."""
 
-    def __init__(self, settings, db: Database, embedder: Callable[[], object],
-                 index: Callable[[], object]):
+    def __init__(self, settings, db: Database, embedder: Callable[[], Any],
+                 index: Callable[[], Any]):
         self.settings = settings
         self.db = db
         self._embedder = embedder
@@ -134,7 +135,7 @@ class Watches:
         self.on_pending: list[Callable[[], None]] = []
 
     # ---- the store ----------------------------------------------------------------------
-    def list(self, who: str) -> tuple[str, list[dict]]:
+    def list_for(self, who: str) -> tuple[str, list[dict]]:
         with self.db.session() as s:
             user = known_user(s, who)
             rows = s.scalars(select(Watch).where(Watch.user_id == user.id).order_by(Watch.id))
@@ -324,9 +325,11 @@ class Watches:
         through the output guard; None when the owner may no longer read the thread (the
         gate, read now: a removed member, a deactivated owner, an archived channel)."""
         got = self.alert(alert_id)
-        if got is None or got[1] is None:
+        if got is None:
             return None
         a, w = got
+        if w is None:
+            return None
         with self.db.session() as s:
             scope = readable_scope(s, a.user_id, include_archived=self.settings.include_archived)
             ch = s.get(Channel, a.channel_id)

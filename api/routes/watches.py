@@ -40,7 +40,7 @@ def list_watches(request: Request, caller: CallerDep, runtime: RuntimeDep,
     """The reader's watches, their profile's interests among them when alerts from interests
     are on."""
     who = acting_user(request, caller, user, where="query")
-    uid, watches = runtime.watches.list(who)
+    uid, watches = runtime.watches.list_for(who)
     return {"user": uid, "watches": watches}
 
 

@@ -214,7 +214,7 @@ def test_profile_interests_become_watches_and_go_with_them(rt):
     with rt.db.session() as s:
         sync_profile_watches(s, alice, "billing API outage, releases, Releases ,", True)
         s.commit()
-    _, mine = rt.watches.list("alice.a")
+    _, mine = rt.watches.list_for("alice.a")
     assert [(w["topic"], w["from_profile"]) for w in mine] == [
         ("billing API outage", True), ("releases", True)]
     backdate_watches(rt)
@@ -227,12 +227,12 @@ def test_profile_interests_become_watches_and_go_with_them(rt):
     with rt.db.session() as s:
         sync_profile_watches(s, alice, "releases", True)
         s.commit()
-    assert [w["topic"] for w in rt.watches.list("alice.a")[1]] == ["releases"]
+    assert [w["topic"] for w in rt.watches.list_for("alice.a")[1]] == ["releases"]
     assert {a.status for a in alerts(rt)} == {"skipped"}  # its unsent alerts went with it
     with rt.db.session() as s:
         sync_profile_watches(s, alice, "releases", False)
         s.commit()
-    assert rt.watches.list("alice.a")[1] == []
+    assert rt.watches.list_for("alice.a")[1] == []
 
 
 def test_the_store_refuses_what_it_cannot_match_and_only_the_owner_removes(rt):
