@@ -28,10 +28,13 @@ SWEEP_S = 60.0  # alerts raised by another process (a CLI ingest, a job) are pic
 class AlertSender:
     def __init__(self, bot):
         self.bot = bot
-        self.watches = bot.rt.watches
         self._due = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sent = 0
+
+    @property
+    def watches(self):
+        return self.bot.rt.watches
 
     def wake(self) -> None:
         """From any thread (the indexer's): alerts are pending."""
@@ -49,6 +52,8 @@ class AlertSender:
                     await self.deliver()
                 except MattermostError as exc:
                     log.warning("sending alerts paused: %s", exc)
+                except Exception:  # noqa: BLE001 - the database, say: try again next time
+                    log.exception("sending alerts failed; retried on the next wake-up")
                 try:
                     await asyncio.wait_for(self._due.wait(), SWEEP_S)
                 except TimeoutError:
@@ -61,16 +66,29 @@ class AlertSender:
         """Resolve what a previous run left ``sending``, then send what is ``pending``."""
         done = 0
         for alert_id in await asyncio.to_thread(self.watches.unfinished):
-            done += await self._send(alert_id, resumed=True)
+            done += await self._guarded(alert_id, resumed=True)
         while ids := await asyncio.to_thread(self.watches.pending):
             progressed = False
             for alert_id in ids:
                 if await asyncio.to_thread(self.watches.claim, alert_id):
                     progressed = True
-                    done += await self._send(alert_id, resumed=False)
+                    done += await self._guarded(alert_id, resumed=False)
             if not progressed:
                 break
         return done
+
+    async def _guarded(self, alert_id: int, *, resumed: bool) -> int:
+        """:meth:`_send`; Mattermost failing leaves the alert ``sending`` (resolved on the next
+        pass, without a duplicate), anything else drops it (``skipped``) rather than retrying
+        a broken alert forever."""
+        try:
+            return await self._send(alert_id, resumed=resumed)
+        except MattermostError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad alert must not stop the others
+            log.exception("alert %s could not be sent: skipped", alert_id)
+            await asyncio.to_thread(self.watches.finish, alert_id, "skipped")
+            return 0
 
     async def _send(self, alert_id: int, *, resumed: bool) -> int:
         got = await asyncio.to_thread(self.watches.alert, alert_id)

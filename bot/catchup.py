@@ -110,7 +110,7 @@ class Catchups:
         bot = self.bot
         if not user_id or user_id == bot.me.get("id"):
             return False
-        if not await asyncio.to_thread(self._opted_in, user_id):
+        if not await asyncio.to_thread(self._worth, user_id, channel_id, prev_view, joined):
             return False
         await bot.refresh_reader(user_id)  # what they may read now, from the server
         plan = await asyncio.to_thread(self._plan, user_id, channel_id, prev_view, joined)
@@ -128,7 +128,7 @@ class Catchups:
                     dm["id"], "", user_id, kind="channel",
                     trigger=f"catchup:{channel_id}:{user_id}:{day}",
                     header=f"_Catch-up: {missed} posts in ~{where} {what}_\n\n",
-                    channel_id=channel_id, since=since)
+                    channel_id=channel_id, since=since, actor="bot:catchup")
             status = "sent" if done.get("answer_id") else "skipped"
         except Exception:  # noqa: BLE001 - never retried today: at most one DM
             log.exception("catch-up of %s in %s failed", user_id, channel_id)
@@ -138,7 +138,15 @@ class Catchups:
             self.sent += 1
         return status == "sent"
 
-    def _opted_in(self, user_id: str) -> bool:
+    def _worth(self, user_id: str, channel_id: str, prev_view: int | None, joined: bool
+               ) -> bool:
+        """The cheap part of :meth:`_plan`, before the reader's permissions are re-read: opted
+        in, a channel (not a DM), away long enough."""
+        away = int(self.bot.settings.catchup_away_days * DAY_MS)
+        if not joined and (not prev_view or now_ms() - prev_view < away):
+            return False
         with self.bot.rt.db.session() as s:
             row = s.get(ProfileSettings, user_id)
-            return bool(row is not None and row.catchup)
+            ch = s.get(Channel, channel_id)
+            return bool(row is not None and row.catchup and ch is not None
+                        and ch.type in ("O", "P"))

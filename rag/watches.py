@@ -48,6 +48,8 @@ they we would you your""".split())
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.+#-]*[a-z0-9+#]|[a-z0-9]", re.I)
 # "Maria Gonzalez (@maria.gonzalez) 2026-09-21 10:00: " (ingest.chunking's line prefix)
 _PREFIX = re.compile(r"^.*?\d{4}-\d{2}-\d{2} \d{2}:\d{2}: ")
+# the author's handle in that prefix: a quote in a DM names people without mentioning them
+_HANDLE = re.compile(r"^(.*?) \(@[\w.-]+\) (\d{4}-\d{2}-\d{2} \d{2}:\d{2})")
 
 
 def words(text: str) -> set[str]:
@@ -350,7 +352,7 @@ class Watches:
         hit = lines[top[0]][0]
         link = permalink(self.settings.permalink_base, team.name if team else None,
                          str(hit.metadata.get("post_id") or a.thread_id))
-        quote = "\n".join("> " + _clip(lines[i][1], 300) for i in top)
+        quote = "\n".join("> " + _clip(_HANDLE.sub(r"\1, \2", lines[i][1]), 300) for i in top)
         where = ch.display_name or ch.name
         text = (f":bell: New on **{_clip(w.topic, 80)}** in ~{ch.name} ({where})\n\n{quote}"
                 + (f"\n\n[Open the thread]({link})" if link else "")

@@ -338,6 +338,12 @@ def test_a_catchup_on_joining_goes_only_to_readers_who_opted_in_once_a_day(env):
     text = got[-1]["message"]
     assert "Catch-up: 4 posts in ~launch since you joined" in text
     assert "press kit" in text or "landing page" in text
+    with env.rt.db.session() as s:  # the audit log says the bot acted, not carol
+        from rag.db import AuditRecord
+
+        assert s.scalar(select(AuditRecord.actor).where(
+            AuditRecord.user_id == env.uid("carol.c"), AuditRecord.action == "summary")
+            .order_by(AuditRecord.id.desc())) == "bot:catchup"
     # leaving and joining again the same day: nothing more
     d.remove_member(cid, env.uid("carol.c"))
     d.add_member(cid, env.uid("carol.c"))

@@ -111,6 +111,7 @@ def test_an_alert_fires_once_per_matching_thread_for_owners_who_may_read_it(rt):
     text = rt.watches.message(next(a.id for a in alerts(rt) if a.channel_id == ops))
     assert "HTTP 500" in text or "Rolling back" in text
     assert f"]({CHAT}/acme/pl/" in text and "~ops-private" in text
+    assert "Carol C, " in text and "@carol.c" not in text  # named, not mentioned
 
     # an edit re-embeds the thread and it matches again: still one alert per thread and watch
     root = rt.db.session().scalar(select(WatchAlert.thread_id).where(WatchAlert.channel_id == eng))
