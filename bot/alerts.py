@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import IntegrityError
+
 from ingest.mattermost.client import MattermostError
 from ingest.mattermost.sync import _ordered
 
@@ -23,6 +25,18 @@ log = logging.getLogger("openops.bot.alerts")
 
 PROP = "openops_alert"
 SWEEP_S = 60.0  # alerts raised by another process (a CLI ingest, a job) are picked up this often
+
+
+async def open_dm(bot, user_id: str) -> dict:
+    """The bot's DM with ``user_id``, known to the mirror. Opening it may create it, and then
+    ``direct_added`` makes the event handler write the same channel row at the same time:
+    whichever writes second finds it there."""
+    dm = await bot.mm.direct_channel(bot.me["id"], user_id)
+    try:
+        await asyncio.to_thread(bot.mirror.upsert_channel, dm)
+    except IntegrityError:
+        await asyncio.to_thread(bot.mirror.upsert_channel, dm)
+    return dm
 
 
 class AlertSender:
@@ -96,8 +110,7 @@ class AlertSender:
             return 0
         alert, _ = got
         bot = self.bot
-        dm = await bot.mm.direct_channel(bot.me["id"], alert.user_id)
-        await asyncio.to_thread(bot.mirror.upsert_channel, dm)
+        dm = await open_dm(bot, alert.user_id)
         if resumed and await self._posted(dm["id"], alert_id, alert.created_at):
             await asyncio.to_thread(self.watches.finish, alert_id, "sent")
             return 0

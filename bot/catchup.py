@@ -27,6 +27,8 @@ from rag.permissions import readable_scope
 from rag.util import now_ms
 from rag.watches import utc_day
 
+from .alerts import open_dm
+
 log = logging.getLogger("openops.bot.catchup")
 
 DAY_MS = 86_400_000
@@ -119,8 +121,7 @@ class Catchups:
         since, missed, day = plan
         status = "skipped"
         try:
-            dm = await bot.mm.direct_channel(bot.me["id"], user_id)
-            await asyncio.to_thread(bot.mirror.upsert_channel, dm)
+            dm = await open_dm(bot, user_id)
             where = await asyncio.to_thread(bot._channel_name, channel_id)
             what = "since you joined" if joined else "while you were away"
             async with bot.busy:

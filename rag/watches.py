@@ -264,9 +264,10 @@ class Watches:
                 select(WatchAlert.user_id, func.count()).where(
                     WatchAlert.user_id.in_(list(users)), WatchAlert.day == day,
                     WatchAlert.status != "skipped").group_by(WatchAlert.user_id)).all())
-            seen = set(s.execute(select(WatchAlert.watch_id, WatchAlert.thread_id).where(
-                WatchAlert.watch_id.in_(sorted({w for w, _ in best})),
-                WatchAlert.thread_id.in_(sorted({t for _, t in best})))).all())
+            seen = {(int(w), str(t)) for w, t in s.execute(
+                select(WatchAlert.watch_id, WatchAlert.thread_id).where(
+                    WatchAlert.watch_id.in_(sorted({w for w, _ in best})),
+                    WatchAlert.thread_id.in_(sorted({t for _, t in best}))))}
             for (wid, thread), (score, meta) in sorted(best.items(), key=lambda kv: -kv[1][0]):
                 uid = owner[wid]
                 scope = scopes.get(uid)
