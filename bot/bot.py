@@ -35,7 +35,7 @@ from ingest.mattermost.worker import IndexWorker
 from rag.db import BotConversation, BotPost, BotTrigger, Channel, File, Post, User
 from rag.errors import NotFound, OpenOpsError
 from rag.guard import StreamGuard, guard_markdown
-from rag.permissions import audience_scope, readable_scope
+from rag.permissions import audience_scope, known_user, readable_scope
 from rag.util import fmt_ms, now_ms
 
 from .alerts import AlertSender
@@ -341,6 +341,7 @@ class Bot:
             self._spawn(self.catchup_dms.consider(uid, cid, prev), "catch-up-summary")
 
     async def _on_reaction(self, data: dict, bc: dict) -> None:
+        await self.events.reaction_added(data, bc)  # the reader's profile
         reaction = json_field(data.get("reaction"))
         if reaction:
             await self._feedback(reaction)
@@ -611,6 +612,29 @@ class Bot:
                                     answer_id=done.get("answer_id"),
                                     conversation_id=done.get("conversation_id"))
         return done
+
+    async def deliver_summary(self, requester: str, reader: str, summary: dict) -> str:
+        """Send a summary made for ``reader`` (a role-targeted one) to them by DM; the DM's
+        thread takes their follow-ups. Returns the post id."""
+        reader_id = await asyncio.to_thread(self._user_id, reader)
+        dm = await self.mm.direct_channel(self.me["id"], reader_id)
+        await asyncio.to_thread(self.mirror.upsert_channel, dm)
+        names = await asyncio.to_thread(self._names, {requester})
+        who = names.get(requester, requester)
+        out = StreamPost(self, dm["id"], "", header=f"_Summary for you, requested by @{who}_\n\n")
+        await out.open()
+        await out.feed(summary["summary"])
+        await out.close("\n\n_Reply in this thread to ask a follow-up._")
+        await asyncio.to_thread(self._record, out.posts, channel_id=dm["id"],
+                                root_id=out.posts[0], trigger_id=f"for-{summary['answer_id']}",
+                                user_id=reader_id, kind="summary",
+                                answer_id=summary.get("answer_id"),
+                                conversation_id=summary.get("conversation_id"))
+        return out.posts[0]
+
+    def _user_id(self, who: str) -> str:
+        with self.rt.db.session() as s:
+            return known_user(s, who).id
 
     def transcript_in_thread(self, root_id: str) -> str | None:
         with self.rt.db.session() as s:

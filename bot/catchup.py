@@ -34,20 +34,6 @@ log = logging.getLogger("openops.bot.catchup")
 DAY_MS = 86_400_000
 
 
-def set_catchup(db, user_id: str, on: bool) -> None:
-    """The reader's catch-up opt-in (their profile row is created with the defaults if
-    missing: personalisation on, no interests)."""
-    with db.session() as s:
-        row = s.get(ProfileSettings, user_id)
-        if row is None:
-            row = ProfileSettings(user_id=user_id, personalize=True, interests="",
-                                  catchup=on, alerts_from_interests=False, updated_at=now_ms())
-            s.add(row)
-        else:
-            row.catchup, row.updated_at = on, now_ms()
-        s.commit()
-
-
 class Catchups:
     def __init__(self, bot):
         self.bot = bot

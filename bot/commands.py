@@ -28,6 +28,10 @@ HELP = """**OpenOps** answers from what you may read in Mattermost, with sources
 - `/openops summarize`: what you missed in this channel since you last viewed it, or
   `--days N`; `/openops summarize POST` (a post's link, "Copy Link", or its id): that post's
   thread. Mention @{bot} in the summary's thread to ask a follow-up.
+- `/openops summarize --for @user1,@user2` (with `--days N` or `POST`): one summary per person,
+  each from what both you and they may read, shaped for them and sent to them by DM.
+- `/openops profile [show | interests TEXT | off | on]`: what shapes your summaries (and where
+  it came from), your stated interests, personalisation off or on.
 - `/openops react`: I react to the last message of this channel with an emoji for its mood.
 - `/openops watch TOPIC`: a direct message when a new thread matches TOPIC, in channels you may
   read (once per thread, at most a few a day); `/openops watch list`; `/openops unwatch N`.
@@ -41,7 +45,9 @@ conversation). React :+1: or :-1: to my answers to tell the team how I did."""
 
 POST_REF = re.compile(r"^(?:\S*/pl/)?([a-z0-9]{26})/?$")
 USAGE_SUMMARIZE = ("Usage: `/openops summarize`, `/openops summarize --days N` or "
-                   "`/openops summarize POST` (a post's link or id)")
+                   "`/openops summarize POST` (a post's link or id), each optionally with "
+                   "`--for @user1,@user2`")
+USAGE_PROFILE = "Usage: `/openops profile [show | interests TEXT | off | on]`"
 NO_SUCH_POST = "I cannot find that post in this channel."
 
 
@@ -117,20 +123,19 @@ def router(get_bot, settings) -> APIRouter:
             bot._spawn(_ask(bot, fields, question), "command-ask")
             return ephemeral(f"Looking into it: _{question[:200]}_")
         if sub in ("summarize", "summarise", "summary"):
-            days, post_id = None, None
-            if len(args) == 2 and args[0] == "--days":
-                try:
-                    days = float(args[1])
-                    if not 0 < days <= 3650:
-                        raise ValueError
-                except ValueError:
-                    return ephemeral("`--days` takes a number of days between 1 and 3650.")
-            elif len(args) == 1 and post_ref(args[0]):
-                post_id = post_ref(args[0])
-            elif args:
-                return ephemeral(USAGE_SUMMARIZE)
+            parsed = summarize_args(args)
+            if isinstance(parsed, str):
+                return ephemeral(parsed)
+            days, post_id, readers = parsed
+            if readers:
+                bot._spawn(_summarize_for(bot, fields, readers, days, post_id),
+                           "command-summarize-for")
+                return ephemeral(f"Summarising for {', '.join('@' + r for r in readers)}; "
+                                 "each gets theirs by direct message.")
             bot._spawn(_summarize(bot, fields, days, post_id), "command-summarize")
             return ephemeral("Summarising; it will appear in a moment.")
+        if sub == "profile":
+            return ephemeral(await _profile(bot, fields, args))
         if sub in ("watch", "unwatch", "catchup"):
             return ephemeral(await _personal(bot, fields["user_id"], sub, args))
         if sub == "react":
@@ -158,14 +163,12 @@ async def _personal(bot, uid: str, sub: str, args: list[str]) -> str:
 def _personal_now(bot, uid: str, sub: str, args: list[str]) -> str:
     from rag.guard import guard_markdown
 
-    from .catchup import set_catchup
-
     watches = bot.rt.watches
     if sub == "catchup":
         if len(args) != 1 or args[0].lower() not in ("on", "off"):
             return "Usage: `/openops catchup on` or `/openops catchup off`"
         on = args[0].lower() == "on"
-        set_catchup(bot.rt.db, uid, on)
+        bot.rt.profiles.update(uid, catchup=on)  # the profile row, made with its defaults
         s = bot.settings
         return (f"Catch-ups are on: when you join a channel, or come back to one after "
                 f"{s.catchup_away_days:g} days with at least {s.catchup_min_posts} new posts, I "
@@ -189,6 +192,121 @@ def _personal_now(bot, uid: str, sub: str, args: list[str]) -> str:
     w = watches.add(uid, " ".join(args))
     return guard_markdown(f"Watching #{w['id']} _{w['topic']}_: I will send you a direct "
                           "message when a new thread about it appears where you may read.")
+
+
+def summarize_args(args: list[str]) -> tuple[float | None, str | None, list[str]] | str:
+    """(days, post id, readers) from ``summarize`` arguments, or the usage to show."""
+    days, post_id, readers = None, None, []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--days" and i + 1 < len(args):
+            try:
+                days = float(args[i + 1])
+                if not 0 < days <= 3650:
+                    raise ValueError
+            except ValueError:
+                return "`--days` takes a number of days between 1 and 3650."
+            i += 2
+        elif a == "--for" and i + 1 < len(args):
+            # "@a,@b", "@a, @b" or "@a @b": every following name until the next option
+            j = i + 1
+            while j < len(args) and not args[j].startswith("--") and not post_ref(args[j]):
+                readers += [r.strip().lstrip("@") for r in args[j].split(",") if r.strip(" @")]
+                j += 1
+            i = j
+        elif post_ref(a) and post_id is None:
+            post_id = post_ref(a)
+            i += 1
+        else:
+            return USAGE_SUMMARIZE
+    if days is not None and post_id:
+        return USAGE_SUMMARIZE
+    readers = list(dict.fromkeys(readers))
+    if len(readers) > 20:
+        return "`--for` takes at most 20 people."
+    return days, post_id, readers
+
+
+async def _profile(bot, f: dict, args: list[str]) -> str:
+    """``/openops profile``: shown only to the reader (an ephemeral reply)."""
+    from rag.guard import defang_mentions, guard_markdown
+
+    uid = f["user_id"]
+    sub = args[0].lower() if args else "show"
+    rt = bot.rt
+    if sub == "interests":
+        text = " ".join(args[1:]).strip()
+        if len(text) > 2000:
+            return "Interests: at most 2,000 characters."
+        await asyncio.to_thread(rt.profiles.update, uid, interests=text)
+        return (f"Your interests are now: _{defang_mentions(text)}_" if text else
+                "Your stated interests are cleared.")
+    if sub in ("off", "on"):
+        await asyncio.to_thread(rt.profiles.update, uid, personalize=sub == "on")
+        return ("Personalisation is on: summaries put what matters to you first."
+                if sub == "on" else "Personalisation is off: you get the generic summary everywhere.")
+    if sub != "show" or len(args) > 1:
+        return USAGE_PROFILE
+    await bot.refresh_reader(uid)
+
+    def read():
+        user, scope = rt.summaries.user_scope(uid)
+        return rt.profiles.build(user, scope, vector=False)
+
+    prof = await asyncio.to_thread(read)
+    lines = [f"**Your OpenOps profile** (personalisation {'on' if prof.personalize else 'off'}, "
+             f"catch-ups {'on' if prof.catchup else 'off'})",
+             f"Summaries are shaped {prof.why}.",
+             "Stated interests: " + (prof.interests or
+                                     "_none; set them with `/openops profile interests TEXT`_"),
+             "", "What shapes it most (only from what you may read now):"]
+    for sig in prof.signals[:12]:
+        item = sig.public()
+        lines.append(f"- {item['kind']} ({item['weight']}): {item['text']} — {item['source']}")
+    return guard_markdown(defang_mentions("\n".join(lines))[:bot.settings.bot_post_limit])
+
+
+async def _summarize_for(bot, f: dict, readers: list[str], days: float | None,
+                         post_id: str | None) -> None:
+    """One summary per reader, each from what both may read, each sent to its reader; the
+    asker is told (ephemerally) who got one."""
+    from rag.summaries import collect_summary
+
+    from .bot import failure_text
+
+    uid, cid = f["user_id"], f["channel_id"]
+    try:
+        await bot.refresh_reader(uid)
+        root = await _thread_root(bot, uid, cid, post_id) if post_id else ""
+        if post_id and not root:
+            await bot.mm.ephemeral(uid, cid, NO_SUCH_POST)
+            return
+        kind, params = await _what(bot, uid, cid, root, days if days is not None else 7.0)
+        lines = []
+        for reader in readers:
+            try:
+                await bot.refresh_reader(reader)
+                async with bot.busy:
+                    summary = await collect_summary(bot.rt.summaries.events(
+                        uid, kind, for_user=reader, **params))
+                await bot.deliver_summary(uid, summary["for"], summary)
+                lines.append(f"- @{summary['for']}: sent by direct message")
+            except Exception as exc:  # noqa: BLE001 - one reader's failure is not the rest's
+                lines.append(f"- @{reader}: not sent ({exc})")
+        await bot.mm.ephemeral(uid, cid, "Summaries:\n" + "\n".join(lines))
+    except Exception as exc:  # noqa: BLE001
+        await bot.mm.ephemeral(uid, cid, failure_text(exc))
+
+
+async def _what(bot, uid: str, cid: str, root: str, days: float | None) -> tuple[str, dict]:
+    """What a summary in this place covers: the thread (or its meeting), else the channel."""
+    if root:
+        transcript = await asyncio.to_thread(bot.transcript_in_thread, root)
+        if transcript:
+            return "meeting", {"file_id": transcript}
+        return "thread", {"thread_id": root}
+    return "channel", {"channel_id": cid, "days": days}
 
 
 async def _ask(bot, f: dict, question: str) -> None:
@@ -244,13 +362,12 @@ async def _thread_root(bot, uid: str, cid: str, post_id: str) -> str:
 async def _summary(bot, uid: str, cid: str, root: str, days: float | None) -> None:
     """In a thread: the thread (or the meeting, when a transcript is attached); in a channel:
     since the user last viewed it, or the last ``days``."""
+    # posted where others read it: what shapes it for the asker must be theirs to see too
+    audience = None if await asyncio.to_thread(bot.mirror.is_bot_dm, cid) else cid
     if root:
-        transcript = await asyncio.to_thread(bot.transcript_in_thread, root)
-        if transcript:
-            await bot.stream_summary(cid, root, uid, kind="meeting", trigger=root,
-                                     file_id=transcript)
-        else:
-            await bot.stream_summary(cid, root, uid, kind="thread", trigger=root, thread_id=root)
+        kind, params = await _what(bot, uid, cid, root, None)
+        await bot.stream_summary(cid, root, uid, kind=kind, trigger=root, audience=audience,
+                                 **params)
         return
     since = None
     if days is None:
@@ -260,7 +377,7 @@ async def _summary(bot, uid: str, cid: str, root: str, days: float | None) -> No
         if since is None:
             days = 7.0
     await bot.stream_summary(cid, "", uid, kind="channel", trigger=f"cmd-{time.time_ns()}",
-                             channel_id=cid, since=since, days=days)
+                             channel_id=cid, since=since, days=days, audience=audience)
 
 
 async def _react(bot, f: dict) -> None:

@@ -76,6 +76,21 @@ class Live:
             return
         asyncio.run_coroutine_threadsafe(self.refresh_reader(who), self._loop).result(timeout)
 
+    async def deliver_summary(self, requester: str, reader: str, summary: dict
+                              ) -> tuple[bool, str]:
+        """A role-targeted summary to its reader by DM: (delivered, where or why not)."""
+        if not self.configured:
+            return False, ("not sent: Mattermost is not configured (set OPENOPS_MATTERMOST_URL "
+                           "and OPENOPS_MATTERMOST_TOKEN)")
+        if self.bot is None:
+            return False, "not sent: the bot is not connected to Mattermost yet (see the log)"
+        try:
+            post_id = await self.bot.deliver_summary(requester, reader, summary)
+        except Exception as exc:  # noqa: BLE001 - the summary is still returned to the asker
+            log.warning("summary for %s not delivered: %s", reader, exc)
+            return False, f"not sent: Mattermost refused the direct message ({exc.__class__.__name__})"
+        return True, f"direct message (post {post_id})"
+
     async def start(self) -> None:
         if not self.configured:
             return

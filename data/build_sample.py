@@ -1043,6 +1043,12 @@ thread(P + "people-leads", "10-21 07:30", "rachel.adeyemi", """
     ])
 
 # ============================== DIRECT / GROUP MESSAGES ==============================
+dm(["hannah.schmidt", "maria.gonzalez", "olivia.brooks"], [
+    ("10-29 16:45", "hannah.schmidt", "Transcript of today's product sync for you both (Olivia, you asked for it for the launch post review). Maria: anything in it we should not say publicly yet?", ["meetings/product-sync-2026-10-29.vtt"]),
+    (25, "maria.gonzalez", "all of it is public-safe; just keep 'rolling out, request access' for metered billing"),
+    (12, "olivia.brooks", "thanks both, I'll pull the customer-facing wording from it"),
+])
+
 dm(["maria.gonzalez", "elena.petrova"], [
     ("10-27 16:10", "maria.gonzalez", "Got 15 min tomorrow? I want to run the Platform split by you before I write anything down."),
     (15, "elena.petrova", "8:30 tomorrow before the leadership meeting works"),

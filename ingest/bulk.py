@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from rag.db import Channel, ChannelMember, Database, File, Post, Team, TeamMember, User
+from rag.profile import record_posts, record_reaction
 
 from . import ids
 from .files.limits import LimitExceeded, Limits, check_size, default_limits
@@ -152,6 +153,9 @@ class BulkLoader:
         self.commit_every = commit_every
         self._known: dict[type, set[str]] = {}
         self._prefetched: dict[str, Post] | None = None
+        # posts written since the last profile update, and the reactions they carry
+        self._touched: list[Post] = []
+        self._reactions: list[tuple[str, str, str, int]] = []
 
     def _exists(self, s: Session, model: type, key: str) -> bool:
         """Whether a row exists, remembering hits (the session's identity map is weak)."""
@@ -238,6 +242,18 @@ class BulkLoader:
                     report.errors.append(f"line {n}: invalid {kind} ({exc!s})")
         finally:
             self._prefetched = None
+        self._profile_signals(s)
+
+    def _profile_signals(self, s: Session) -> None:
+        """What the posts just written say about their authors, the people they mention and
+        the people who reacted to them (rag/profile.py)."""
+        if self._touched:
+            s.flush()
+            record_posts(s, self._touched)
+        for uid, pid, emoji, at in self._reactions:
+            if self._exists(s, User, uid):
+                record_reaction(s, uid, pid, emoji, added=True, at=at)
+        self._touched, self._reactions = [], []
 
     def _commit(self, s: Session, dirty: set[str], report: LoadReport) -> None:
         if dirty:
@@ -306,6 +322,8 @@ class BulkLoader:
         if ch.type and ch.type != ctype:
             ch.dirty = True  # chunk metadata carries the type
         ch.type = ctype
+        ch.purpose = c.get("purpose") or ""
+        ch.header = c.get("header") or ""
         ch.delete_at = int(c.get("deleted_at") or c.get("delete_at") or 0)
         s.add(ch)
 
@@ -319,7 +337,7 @@ class BulkLoader:
 
     def _user(self, s: Session, u: dict, report: LoadReport) -> None:
         user = self._upsert_user(s, u["username"])
-        for f in ("email", "first_name", "last_name", "nickname", "position"):
+        for f in ("email", "first_name", "last_name", "nickname", "position", "locale"):
             setattr(user, f, u.get(f) or "")
         user.roles = u.get("roles") or "system_user"
         user.delete_at = int(u.get("delete_at") or 0)
@@ -435,6 +453,8 @@ class BulkLoader:
                 self._prefetched[pid] = new  # a repeated line in the same batch
             report.posts_new += 1
             dirty.add(cid)
+            self._touched.append(new)
+            self._post_reactions(pid, p)
             return
         if any(getattr(post, k) != v for k, v in values.items()):
             if values["delete_at"] and not post.delete_at:
@@ -444,6 +464,14 @@ class BulkLoader:
             for k, v in values.items():
                 setattr(post, k, v)
             dirty.add(cid)
+            self._touched.append(post)
+        self._post_reactions(pid, p)
+
+    def _post_reactions(self, pid: str, p: dict) -> None:
+        for r in p.get("reactions") or []:
+            if isinstance(r, dict) and r.get("user") and r.get("emoji_name"):
+                self._reactions.append((ids.user_id(str(r["user"])), pid, str(r["emoji_name"]),
+                                        int(r.get("create_at") or 0)))
 
     def _attachments(self, s: Session, src: _Source, cid: str, pid: str, root: str, p: dict,
                      report: LoadReport, dirty: set[str]) -> None:

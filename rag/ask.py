@@ -23,7 +23,7 @@ from .generation import ANSWER_RESERVE, Event, Writer, cited, collect, failure, 
 from .guard import guard_markdown
 from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
-from .permissions import Scope
+from .permissions import Scope, narrow
 from .prompts import CONDENSE, SYSTEM, fence
 from .records import Records, Source
 from .search import SearchService
@@ -39,13 +39,6 @@ class AskResult:
     model: str
     scope_channels: int
     extra: dict = field(default_factory=dict)
-
-
-def narrow(scope: Scope, audience: Scope) -> Scope:
-    """The part of a user's scope that an audience may read too."""
-    return Scope(user_id=scope.user_id,
-                 channels={c: v for c, v in scope.channels.items() if audience.allows(c)},
-                 public_team_ids=scope.public_team_ids & audience.public_team_ids)
 
 
 class Asker(Writer):

@@ -47,6 +47,8 @@ class Channel(Base):
     display_name: Mapped[str] = mapped_column(String(256), default="")
     type: Mapped[str] = mapped_column(String(1))  # O, P, D, G
     delete_at: Mapped[int] = mapped_column(BigInteger, default=0)  # archived when > 0
+    purpose: Mapped[str] = mapped_column(Text, default="", server_default="")
+    header: Mapped[str] = mapped_column(Text, default="", server_default="")
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     index_version: Mapped[int] = mapped_column(Integer, default=0)
     dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -79,19 +79,7 @@ def mmr(query: np.ndarray, emb: np.ndarray, n: int, lam: float = 0.7) -> list[in
     """Maximal marginal relevance: relevant to the query, different from what is chosen."""
     if len(emb) == 0:
         return []
-    rel = emb @ query
-    chosen: list[int] = []
-    candidates = list(range(len(emb)))
-    while candidates and len(chosen) < n:
-        if chosen:
-            red = np.max(emb[candidates] @ emb[chosen].T, axis=1)
-        else:
-            red = np.zeros(len(candidates))
-        scores = lam * rel[candidates] - (1 - lam) * red
-        best = candidates[int(np.argmax(scores))]
-        chosen.append(best)
-        candidates.remove(best)
-    return chosen
+    return mmr_scores(emb @ query, emb, n, lam)
 
 
 def lexrank(emb: np.ndarray, threshold: float = 0.1, damping: float = 0.85,
@@ -146,19 +134,52 @@ class Extractive:
             picked = [int(np.argmax(rel))]
         return sorted((sents[i] for i in picked), key=lambda s: s.order)
 
-    def summarize(self, texts: list[str], *, n_points: int = 6, boost: Sequence[str] = ()) -> dict:
-        """Key points (LexRank), decisions, action items, open questions; each a Sentence."""
+    def summarize(self, texts: list[str], *, n_points: int = 6, boost: Sequence[str] = (),
+                  interest: np.ndarray | None = None, n_for_you: int = 5) -> dict:
+        """Key points (LexRank), decisions, action items, open questions; each a Sentence.
+
+        With an ``interest`` vector (the reader's profile) the summary is personalised: a
+        ``for_you`` list first, the sentences ranked by a mix of closeness to the interest and
+        centrality (sentences naming the reader, ``boost``, ahead), picked with MMR so they say
+        different things; decisions and action items that involve the reader come first in
+        their lists; ``also_discussed`` keeps the rest in brief. Only a decision, action item
+        or open question may appear twice: in "for you" and in its own complete list."""
+        empty = {"for_you": [], "key_points": [], "decisions": [], "action_items": [],
+                 "open_questions": [], "also_discussed": []}
         sents = self.sentences(texts)
         if not sents:
-            return {"key_points": [], "decisions": [], "action_items": [], "open_questions": []}
+            return empty
         emb = self.embedder.encode([s.text for s in sents])
         sents, emb = _dedupe(sents, emb)
         scores = lexrank(emb)
-        for i, s in enumerate(sents):  # personalisation: what names or concerns the reader
-            if any(b and b.lower() in s.text.lower() for b in boost):
+        names = [b.lower() for b in boost if b]
+
+        def named(s: Sentence) -> bool:
+            low = s.text.lower()
+            return any(b in low for b in names)
+
+        def involves(s: Sentence) -> bool:  # names them, or they said it
+            return named(s) or any(b in s.author.lower() for b in names)
+
+        for i, s in enumerate(sents):  # what names or concerns the reader
+            if named(s):
                 scores[i] *= 1.5
+        for_you: list[Sentence] = []
+        if interest is not None:
+            rel = emb @ interest
+            cent = scores / (scores.max() or 1.0)
+            personal = (0.75 * _unit(rel) + 0.25 * _unit(cent)
+                        + 0.15 * np.array([named(s) for s in sents], dtype=float))
+            picked = mmr_scores(personal, emb, n_for_you)
+            for_you = sorted((sents[i] for i in picked), key=lambda s: s.order)
+        # decisions, action items and open questions are listed whole (a reader scanning the
+        # decisions must find them all), "for you" may repeat one; key points do not
+        taken = {id(s) for s in for_you}
         decisions = [s for s in sents if DECISION.search(s.text)]
         actions = [s for s in sents if ACTION.search(s.text) and s not in decisions]
+        if interest is not None:  # the reader's own decisions and actions first
+            decisions.sort(key=lambda s: not involves(s))
+            actions.sort(key=lambda s: not involves(s))
         questions = [s for s in sents if s.text.rstrip().endswith("?")]
         # an open question is one that nobody else answers in the next two sentences
         pos = {id(s): i for i, s in enumerate(sents)}
@@ -169,8 +190,31 @@ class Extractive:
                        for s in after)
 
         open_q = [q for q in questions if not answered(q)][-4:]
-        used = {id(s) for s in decisions + actions + open_q}
+        decisions, actions = decisions[:6], actions[:8]
+        used = taken | {id(s) for s in decisions + actions + open_q}
         ranked = [sents[i] for i in np.argsort(-scores) if id(sents[i]) not in used]
         key = sorted(ranked[:n_points], key=lambda s: s.order)
-        return {"key_points": key, "decisions": decisions[:6], "action_items": actions[:8],
-                "open_questions": open_q}
+        out = {**empty, "for_you": for_you, "key_points": key, "decisions": decisions,
+               "action_items": actions, "open_questions": open_q}
+        if interest is not None:
+            out["also_discussed"] = sorted(ranked[n_points:n_points + 6], key=lambda s: s.order)
+        return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Scaled to [0, 1] (a constant vector to zeros)."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x, dtype=float)
+
+
+def mmr_scores(score: np.ndarray, emb: np.ndarray, n: int, lam: float = 0.75) -> list[int]:
+    """Maximal marginal relevance over given relevance scores (in [0, 1])."""
+    chosen: list[int] = []
+    candidates = list(range(len(emb)))
+    while candidates and len(chosen) < n:
+        red = (np.max(emb[candidates] @ emb[chosen].T, axis=1) if chosen
+               else np.zeros(len(candidates)))
+        best = candidates[int(np.argmax(lam * score[candidates] - (1 - lam) * red))]
+        chosen.append(best)
+        candidates.remove(best)
+    return chosen

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ class ChunkIndex:
         self._scopes = _ScopeCache(max(exact_scope_max_chunks * 2, 1))
         self._records = _RecordCache(20000)
         self._threads = _RecordCache(5000)
+        # per channel: (version, loaded at, sum of its chunk embeddings, chunk count)
+        self._sums: dict[str, tuple[int, float, np.ndarray, int]] = {}
         try:
             self.max_batch = int(client.get_max_batch_size())
         except Exception:  # pragma: no cover - older servers
@@ -284,6 +287,38 @@ class ChunkIndex:
         if not mats:
             return [], np.zeros((0, 0), dtype=np.float32), []
         return ids, (np.concatenate(mats) if len(mats) > 1 else mats[0]), posts
+
+    def centroid(self, scope: Scope, *, max_age_s: float = 600.0) -> np.ndarray | None:
+        """The normalised mean embedding of every chunk the scope may read: what its channels
+        talk about in general (a reader's profile is centred on it, so that what ranks is what
+        sets the reader apart). Per-channel sums are kept; a channel written since is re-read
+        once its sum is ``max_age_s`` old (a centroid moves little with one new post)."""
+        total: np.ndarray | None = None
+        count = 0
+        stale = []
+        now = time.monotonic()
+        for cid, (n, version) in scope.channels.items():
+            if n <= 0:
+                continue
+            hit = self._sums.get(cid)
+            if hit is None or (hit[0] != version and now - hit[1] > max_age_s):
+                stale.append(cid)
+                continue
+            total = hit[2] if total is None else total + hit[2]
+            count += hit[3]
+        for cid in stale:  # channel by channel: the sum is kept per channel
+            _, mat, _ = self._channel_rows(Scope(user_id=None, channels={cid: scope.channels[cid]}))
+            if not len(mat):
+                self._sums[cid] = (scope.channels[cid][1], now, np.zeros(1, np.float32), 0)
+                continue
+            sums = mat.sum(axis=0)
+            self._sums[cid] = (scope.channels[cid][1], now, sums, len(mat))
+            total = sums if total is None else total + sums
+            count += len(mat)
+        if total is None or not count:
+            return None
+        norm = float(np.linalg.norm(total))
+        return total / norm if norm else None
 
     def search_posts(self, query: np.ndarray, scope: Scope, post_ids: set[str], k: int
                      ) -> list[Hit]:

@@ -47,6 +47,14 @@ class Scope:
         return not self.channels
 
 
+def narrow(scope: Scope, audience: Scope) -> Scope:
+    """The part of a user's scope that an audience (another reader, or everyone who reads
+    where an answer is posted) may read too."""
+    return Scope(user_id=scope.user_id,
+                 channels={c: v for c, v in scope.channels.items() if audience.allows(c)},
+                 public_team_ids=scope.public_team_ids & audience.public_team_ids)
+
+
 def status_unknown(user: User) -> bool:
     """No roles known (the mirror's placeholder row): guest or not, nobody can tell."""
     return not (user.roles or "").strip()

@@ -34,6 +34,10 @@ class Source:
     source: str
     file_name: str | None
     text: str
+    # a meeting's turn: who spoke, from when to when (ms from the start of the recording)
+    speaker: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
 
     def public(self) -> dict:
         return asdict(self)

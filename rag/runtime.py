@@ -128,7 +128,14 @@ class Runtime:
         from .summaries import Summaries
 
         return Summaries(self.settings, self.db, self.search, self.generator,
-                         conversations=self.conversations, records=self.records)
+                         conversations=self.conversations, records=self.records,
+                         profiles=self.profiles)
+
+    @cached_property
+    def profiles(self):
+        from .profile import Profiles
+
+        return Profiles(self.settings, self.db, lambda: self.embedder, lambda: self.index)
 
     @cached_property
     def watches(self):

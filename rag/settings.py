@@ -241,6 +241,18 @@ class Settings(BaseSettings):
         True, description="Keep the answer text in the audit log (off: only metadata)."
     )
 
+    # ---- personalisation --------------------------------------------------------------------
+    profile_half_life_days: float = Field(
+        30.0, description="A profile signal (a post written, reacted to, mentioned in) weighs "
+        "half as much after this many days."
+    )
+    profile_prompt_tokens: int = Field(
+        160, description="Token budget of the reader's profile text in a language-model prompt."
+    )
+    for_you_items: int = Field(
+        5, description="Items in a personalised summary's 'For you' section."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -45,6 +45,8 @@ class EventMirror:
             "posted": self.posted,
             "post_edited": self.post_edited,
             "post_deleted": self.post_deleted,
+            "reaction_added": self.reaction_added,
+            "reaction_removed": self.reaction_removed,
             "channel_created": self.channel_refresh,
             "channel_converted": self.channel_refresh,
             "channel_restored": self.channel_refresh,
@@ -68,6 +70,17 @@ class EventMirror:
     async def ensure_channel(self, channel_id: str) -> None:
         if not await asyncio.to_thread(self.mirror.known_channel, channel_id):
             await self.refresher.refresh_channel(channel_id)
+
+    # ---- reactions (what a reader endorses, for their profile) -----------------------------
+    async def reaction_added(self, data: dict, bc: dict) -> None:
+        reaction = json_field(data.get("reaction"))
+        if reaction:
+            await asyncio.to_thread(self.mirror.apply_reaction, reaction, added=True)
+
+    async def reaction_removed(self, data: dict, bc: dict) -> None:
+        reaction = json_field(data.get("reaction"))
+        if reaction:
+            await asyncio.to_thread(self.mirror.apply_reaction, reaction, added=False)
 
     # ---- posts ----------------------------------------------------------------------------
     async def posted(self, data: dict, bc: dict) -> None:

@@ -30,6 +30,7 @@ from rag.db import (
     TeamMember,
     User,
 )
+from rag.profile import record_posts, record_reaction
 from rag.util import now_ms
 
 from .adopt import adopt_team, adopt_user, retire_derived_channel
@@ -99,7 +100,7 @@ class Mirror:
             row = User(id=u["id"], username=u["username"])
             s.add(row)
         row.username = u.get("username") or row.username
-        for f in ("email", "first_name", "last_name", "nickname", "position"):
+        for f in ("email", "first_name", "last_name", "nickname", "position", "locale"):
             setattr(row, f, u.get(f) or "")
         row.roles = u.get("roles") or "system_user"
         row.is_guest = is_guest(row.roles)
@@ -220,6 +221,8 @@ class Mirror:
             row.type = c.get("type") or row.type
             row.name = c.get("name") or row.name or row.id
             row.display_name = c.get("display_name") or row.name
+            row.purpose = c.get("purpose") or ""
+            row.header = c.get("header") or ""
             if "delete_at" in c:
                 row.delete_at = int(c.get("delete_at") or 0)
             s.flush()
@@ -306,6 +309,7 @@ class Mirror:
         """Insert, edit or delete posts (Post objects as the REST API and events give them).
         ``move_cursor=False``: a walk that moves the channel's cursor itself, once done."""
         stats = MirrorStats()
+        changed: list[str] = []
         with self.db.session() as s:
             cursors: dict[str, int] = {}
             for p in posts:
@@ -325,10 +329,14 @@ class Mirror:
                     if row is not None and not row.delete_at:
                         row.delete_at = changed_at or now_ms()
                         stats.dirty.add(cid)
+                        changed.append(row.id)
                     continue
                 if self._apply_post(s, p):
                     stats.posts += 1
                     stats.dirty.add(cid)
+                    changed.append(p["id"])
+            # what the posts say about their authors and the people they mention
+            record_posts(s, [s.get(Post, i) for i in changed])
             for cid, at in cursors.items() if move_cursor else ():
                 self._advance(s, cid, at)
             self._commit(s, stats.dirty)
@@ -392,6 +400,18 @@ class Mirror:
             s.execute(update(File).where(File.post_id.in_(gone), File.delete_at == 0).values(
                 delete_at=values["delete_at"]))
         return True
+
+    def apply_reaction(self, r: dict, *, added: bool) -> None:
+        """A Reaction object from ``reaction_added`` / ``reaction_removed``: kept, and what it
+        says about the reader (what they endorse) goes to their profile."""
+        if not (r.get("user_id") and r.get("post_id") and r.get("emoji_name")):
+            return
+        with self.db.session() as s:
+            if self.bot_user_id and r["user_id"] == self.bot_user_id:
+                return
+            record_reaction(s, r["user_id"], r["post_id"], r["emoji_name"], added=added,
+                            at=int(r.get("create_at") or 0) or None)
+            s.commit()
 
     def delete_post(self, p: dict) -> MirrorStats:
         p = {**p, "delete_at": int(p.get("delete_at") or 0) or now_ms()}

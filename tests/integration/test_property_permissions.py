@@ -196,18 +196,38 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], unknown: frozense
             key = f"{c['team']}/{c['name']}"
             events = rt.summaries.events(name, "channel", channel_id=c["name"], days=3650)
 
-            async def run(events=events):
+            async def run(events):
                 return [ev async for ev in events]
 
             try:
-                evs = asyncio.run(run())
+                evs = asyncio.run(run(events))
             except NotFound:
                 assert key not in allowed[name], f"{name} was refused {key}"
                 continue
             assert key in allowed[name], f"{name} summarised {key}"
             text = "".join(ev.data for ev in evs if ev.type == "token")
+            # the rendered summary, its sections and the signals that shaped it too
+            text += json.dumps([ev.data for ev in evs if ev.type == "sections"])
             assert not leaked(name, text)
             summaries.append((name, next(ev.data for ev in evs if ev.type == "done")))
+            # a summary for someone else: only what both may read, whoever reads it
+            for other in ws.users[:3]:
+                theirs = other["username"]
+                both = allowed[name] & allowed[theirs]
+                try:
+                    evs = asyncio.run(run(rt.summaries.events(
+                        name, "channel", channel_id=c["name"], days=3650, for_user=theirs)))
+                except NotFound:
+                    assert key not in both, f"{name} was refused {key} for {theirs}"
+                    continue
+                assert key in both, f"{name} summarised {key} for {theirs}"
+                text = json.dumps([ev.data for ev in evs if ev.type in ("token", "sections")])
+                assert not found(text) - both, (
+                    f"{name}'s summary for {theirs} used {found(text) - both}")
+        # the reader's profile (what GET /v1/profile shows) carries only what they may read
+        user, scope = rt.summaries.user_scope(name)
+        shown = json.dumps(rt.profiles.build(user, scope, vector=False).public())
+        assert not leaked(name, shown), f"{name}'s profile shows {leaked(name, shown)}"
     # the bot's replies in a channel: only what every reader of that channel may read, also
     # when they continue a conversation (history) begun in the asker's full scope
     for key in list(key_ids)[:3]:

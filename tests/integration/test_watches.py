@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import delete, select, update
 
-from bot.catchup import Catchups, set_catchup
+from bot.catchup import Catchups
 from ingest.bulk import BulkLoader
 from ingest.mattermost.mirror import Mirror
 from ingest.pipeline import make_indexer
@@ -344,7 +344,7 @@ def test_alerts_and_catchups_never_carry_unreadable_content(spec, embedder,
         mark_unknown(rt.db, spec)
         for u in ws.users:
             rt.watches.add(u["username"], "note about the plan")
-            set_catchup(rt.db, uid(rt, u["username"]), True)
+            rt.profiles.update(uid(rt, u["username"]), catchup=True)
         backdate_watches(rt)
         make_indexer(rt).run()
         check_alerts(rt, ws, marker, unknown, fresh_from=0)

@@ -18,6 +18,8 @@ def upgrade() -> None:
     op.add_column("users", sa.Column("locale", sa.String(32), nullable=False, server_default=""))
     op.add_column("channel_members", sa.Column("last_viewed_at", sa.BigInteger(), nullable=False,
                                                server_default="0"))
+    op.add_column("channels", sa.Column("purpose", sa.Text(), nullable=False, server_default=""))
+    op.add_column("channels", sa.Column("header", sa.Text(), nullable=False, server_default=""))
     op.create_index("ix_posts_user_create", "posts", ["user_id", "create_at"])
     op.create_table(
         "reactions",
@@ -88,6 +90,9 @@ def downgrade() -> None:
     for t in ("catchups", "watch_alerts", "watches", "profile_signals", "profiles", "reactions"):
         op.drop_table(t)
     op.drop_index("ix_posts_user_create", "posts")
+    with op.batch_alter_table("channels") as batch:
+        batch.drop_column("header")
+        batch.drop_column("purpose")
     with op.batch_alter_table("channel_members") as batch:
         batch.drop_column("last_viewed_at")
     with op.batch_alter_table("users") as batch:
