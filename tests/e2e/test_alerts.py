@@ -216,8 +216,9 @@ def test_an_alert_reaches_each_owner_once_by_dm_and_never_a_non_reader(env):
     d.post(carol, env.cid("eng-private"), "Rolling back the billing API now.", root_id=p1["id"])
     p2 = d.post(carol, env.cid("town-square"), "Postmortem of the billing API outage on Thursday.")
     env.settled(p2["id"])
-    wait(lambda: len(env.alert_posts("alice.a")) == 2 and len(env.alert_posts("bob.b")) == 1,
-         what="the alerts")
+    wait(lambda: len(env.alert_posts("alice.a")) == 2 and len(env.alert_posts("bob.b")) == 1
+         and all(a.status == "sent" for a in env.rows("alice.a") + env.rows("bob.b")),
+         what="the alerts posted and marked sent")
     assert {(a.channel_id, a.thread_id, a.status) for a in env.rows("alice.a")} == {
         (env.cid("eng-private"), p1["id"], "sent"), (env.cid("town-square"), p2["id"], "sent")}
     assert [(a.channel_id, a.status) for a in env.rows("bob.b")] == [
@@ -247,7 +248,8 @@ def test_alerts_stop_at_the_daily_cap(env):
             reply = d.post(env.uid("bob.b"), env.cid("random"), "Noted, thanks.",
                            root_id=root["id"])
             env.settled(reply["id"])
-        wait(lambda: len(env.alert_posts("dave.d")) == 2, what="two alerts")
+        wait(lambda: len(env.alert_posts("dave.d")) == 2
+             and all(a.status == "sent" for a in env.rows("dave.d")), what="two alerts")
         assert [a.status for a in env.rows("dave.d")] == ["sent", "sent"]
     finally:
         env.rt.settings.watch_daily_cap = 5
