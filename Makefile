@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/ttft_bench.py
 	$(BIN)/python bench/ask_ttft_bench.py
 	$(BIN)/python bench/retrieval_eval.py
+	$(BIN)/python bench/personal_bench.py
 
 lint: install
 	$(BIN)/ruff check rag ingest api bot tests bench

@@ -24,7 +24,7 @@ from .guard import guard_markdown
 from .index import Hit
 from .llm.base import ChatMessage, Generation, Generator
 from .permissions import Scope, narrow
-from .prompts import CONDENSE, SYSTEM, fence
+from .prompts import CONDENSE, SYSTEM, fence, language_rule
 from .records import Records, Source
 from .search import SearchService
 from .util import fmt_ms, now_ms
@@ -82,7 +82,7 @@ class Asker(Writer):
         first_token: float | None = None
         try:
             async for delta in self._generate(question, standalone, history, sources, gen,
-                                               allowed):
+                                               allowed, locale=user.locale):
                 if first_token is None and delta:
                     first_token = time.perf_counter() - t0
                     if self.metrics:
@@ -255,7 +255,8 @@ class Asker(Writer):
         return kept
 
     async def _generate(self, question: str, standalone: str, history, sources: list[Source],
-                        gen: Generation, allowed: set[str]) -> AsyncIterator[str]:
+                        gen: Generation, allowed: set[str], *, locale: str = ""
+                        ) -> AsyncIterator[str]:
         if not sources:
             msg = ("I found nothing you have access to that answers this. "
                    "Try other words, or ask in the channel that would know.")
@@ -273,7 +274,8 @@ class Asker(Writer):
             for piece in words(text):
                 yield piece
             return
-        msgs = [ChatMessage("system", SYSTEM)]
+        # the reader's language: the question's, else their Mattermost locale
+        msgs = [ChatMessage("system", SYSTEM + "\n" + language_rule(locale))]
         for m in history[-6:]:
             msgs.append(ChatMessage("user" if m.role == "user" else "assistant", m.content[:2000]))
         context = "\n\n".join(

@@ -190,8 +190,7 @@ class ChunkIndex:
         self._scopes = _ScopeCache(max(exact_scope_max_chunks * 2, 1))
         self._records = _RecordCache(20000)
         self._threads = _RecordCache(5000)
-        # per channel: (version, loaded at, sum of its chunk embeddings, chunk count)
-        self._sums: dict[str, tuple[int, float, np.ndarray, int]] = {}
+        self._centroid: tuple[float, np.ndarray | None] | None = None  # (at, mean)
         try:
             self.max_batch = int(client.get_max_batch_size())
         except Exception:  # pragma: no cover - older servers
@@ -288,37 +287,32 @@ class ChunkIndex:
             return [], np.zeros((0, 0), dtype=np.float32), []
         return ids, (np.concatenate(mats) if len(mats) > 1 else mats[0]), posts
 
-    def centroid(self, scope: Scope, *, max_age_s: float = 600.0) -> np.ndarray | None:
-        """The normalised mean embedding of every chunk the scope may read: what its channels
-        talk about in general (a reader's profile is centred on it, so that what ranks is what
-        sets the reader apart). Per-channel sums are kept; a channel written since is re-read
-        once its sum is ``max_age_s`` old (a centroid moves little with one new post)."""
-        total: np.ndarray | None = None
-        count = 0
-        stale = []
+    def centroid(self, *, sample: int = 5000, max_age_s: float = 600.0) -> np.ndarray | None:
+        """The normalised mean embedding of the collection, estimated from at most ``sample``
+        chunks read in pages spread over it, kept ``max_age_s``: the direction every text of
+        this workspace shares (one 384-number average of thousands of chunks, the same for
+        every reader, never shown; a reader's profile is centred on it so that what ranks is
+        what sets the reader apart)."""
         now = time.monotonic()
-        for cid, (n, version) in scope.channels.items():
-            if n <= 0:
-                continue
-            hit = self._sums.get(cid)
-            if hit is None or (hit[0] != version and now - hit[1] > max_age_s):
-                stale.append(cid)
-                continue
-            total = hit[2] if total is None else total + hit[2]
-            count += hit[3]
-        for cid in stale:  # channel by channel: the sum is kept per channel
-            _, mat, _ = self._channel_rows(Scope(user_id=None, channels={cid: scope.channels[cid]}))
-            if not len(mat):
-                self._sums[cid] = (scope.channels[cid][1], now, np.zeros(1, np.float32), 0)
-                continue
-            sums = mat.sum(axis=0)
-            self._sums[cid] = (scope.channels[cid][1], now, sums, len(mat))
-            total = sums if total is None else total + sums
-            count += len(mat)
-        if total is None or not count:
+        if self._centroid is not None and now - self._centroid[0] < max_age_s:
+            return self._centroid[1]
+        total = self.count()
+        if total <= 0:
             return None
-        norm = float(np.linalg.norm(total))
-        return total / norm if norm else None
+        pages = max(1, min(10, sample // 500))
+        step = max(total // pages, 1)
+        rows = []
+        for offset in range(0, total, step)[:pages]:
+            got = self.collection.get(include=["embeddings"], limit=min(500, sample),
+                                      offset=offset)
+            if len(got["ids"]):
+                rows.append(np.asarray(got["embeddings"], dtype=np.float32))
+        if not rows:
+            return None
+        mean = np.concatenate(rows).mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        self._centroid = (now, mean / norm if norm else None)
+        return self._centroid[1]
 
     def search_posts(self, query: np.ndarray, scope: Scope, post_ids: set[str], k: int
                      ) -> list[Hit]:

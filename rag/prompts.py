@@ -38,8 +38,30 @@ important, and under "Also discussed" the rest in a few words each. One bullet p
 with its citations. Write "None." under a section with nothing in it. Be concise and specific
 (names, dates, numbers)."""
 
+def language_rule(locale: str | None) -> str:
+    """The line that sets the answer's language: the question's, else the reader's locale."""
+    lang = language(locale)
+    return ("Answer in the language the question is written in"
+            + (f"; if that is unclear, in {lang} (the reader's language)." if lang else "."))
+
+
 CONDENSE = """Rewrite the user's last message as one standalone question that can be understood
 without the conversation. Keep names, ids and numbers. Reply with the question only."""
+
+
+LOCALES = {"en": "English", "en-au": "English", "de": "German", "es": "Spanish",
+           "fr": "French", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
+           "pl": "Polish", "pt-br": "Portuguese", "pt": "Portuguese", "ro": "Romanian",
+           "ru": "Russian", "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian",
+           "zh-cn": "Simplified Chinese", "zh-tw": "Traditional Chinese", "bg": "Bulgarian",
+           "hu": "Hungarian", "fa": "Persian", "vi": "Vietnamese", "cs": "Czech",
+           "da": "Danish", "fi": "Finnish", "nb": "Norwegian", "id": "Indonesian"}
+
+
+def language(locale: str | None) -> str:
+    """The language of a Mattermost locale ("" when unknown or unset)."""
+    loc = (locale or "").strip().lower().replace("_", "-")
+    return LOCALES.get(loc) or LOCALES.get(loc.split("-")[0], "")
 
 
 def fence(n: int | str, header: str, text: str) -> str:

@@ -33,11 +33,12 @@ class WS:
         return self
 
     def user(self, username: str, teams: dict[str, list[str]], *, guest: bool = False,
-             deactivated: bool = False, position: str = "") -> WS:
+             deactivated: bool = False, position: str = "", locale: str = "") -> WS:
         first, _, last = username.partition(".")
         self.users.append({
             "username": username, "email": f"{username}@example.com",
             "first_name": first.title(), "last_name": last.title(), "position": position,
+            **({"locale": locale} if locale else {}),
             "roles": "system_guest" if guest else "system_user",
             "delete_at": T0 if deactivated else 0,
             "teams": [

@@ -61,6 +61,9 @@
     conversationId: null,
     controller: null,
     turns: 0,
+    view: "chat", // chat | profile | for
+    profile: null, // the last GET/PUT /v1/profile answer for state.user
+    forRuns: 0,
   };
 
   // ---- DOM helpers ------------------------------------------------------------------------
@@ -94,6 +97,15 @@
     const pad = (n) => String(n).padStart(2, "0");
     return `${d.getUTCDate()} ${mon} ${d.getUTCFullYear()}, ${pad(d.getUTCHours())}:` +
       `${pad(d.getUTCMinutes())} UTC`;
+  }
+
+  /** A meeting offset in ms as h:mm:ss (or m:ss). */
+  function fmtClock(ms) {
+    const t = Math.max(0, Math.floor(ms / 1000));
+    const pad = (n) => String(n).padStart(2, "0");
+    const hh = Math.floor(t / 3600);
+    const mm = Math.floor((t % 3600) / 60);
+    return (hh ? `${hh}:${pad(mm)}` : String(mm)) + `:${pad(t % 60)}`;
   }
 
   function typeIcon(type) {
@@ -148,6 +160,13 @@
     });
     if (!resp.ok) throw await failure(resp);
     return resp;
+  }
+
+  /** A JSON request (PUT, or a POST answered at once) and its JSON answer. */
+  async function sendJSON(method, path, body) {
+    const resp = await fetch(path, { method, headers: headers(false), body: JSON.stringify(body) });
+    if (!resp.ok) throw await failure(resp);
+    return resp.json();
   }
 
   /** Read a text/event-stream body, calling onEvent(type, data) per event (data JSON-parsed). */
@@ -287,6 +306,9 @@
           (u.guest ? " · guest" : ""))));
       $("#picker-select").hidden = false;
       $("#picker-text").hidden = true;
+      $("#reader-list").replaceChildren(...state.users.map((u) => h("option", {
+        value: u.username, label: `${u.name || u.username}${u.position ? " · " + u.position : ""}`,
+      })));
     } catch (err) {
       state.users = null;
       $("#picker-select").hidden = true;
@@ -319,15 +341,21 @@
     stopStream();
     resetConversation();
     state.scope = [];
+    state.profile = null;
+    $("#for-results").replaceChildren();
+    $("#for-status").textContent = "";
     if (!username) {
       state.user = null;
       renderUserCard();
       renderScope(null);
+      renderProfile(null);
       return;
     }
     const known = (state.users || []).find((u) => u.username === username);
     state.user = known || { username, name: "", position: "", guest: false };
     renderUserCard();
+    if (state.view === "profile") loadProfile();
+    else renderProfile(null);
     const box = $("#scope");
     box.replaceChildren(h("p", { class: "hint", text: "Loading…" }));
     try {
@@ -384,7 +412,11 @@
   }
 
   function fillChannels(channels) {
-    const sel = $("#sum-channel");
+    fillChannelSelect($("#sum-channel"), channels);
+    fillChannelSelect($("#for-channel"), channels);
+  }
+
+  function fillChannelSelect(sel, channels) {
     const prev = sel.value;
     sel.replaceChildren();
     if (!channels.length) {
@@ -522,6 +554,10 @@
     const body = h("p", { class: "src-text" + (long ? " clamped" : "") }, excerptNodes(text));
     const link = safeUrl(src.permalink);
     const by = [src.author, src.created_at ? fmtTime(src.created_at) : ""].filter(Boolean);
+    const at = Number.isFinite(src.start_ms) ? h("div", { class: "src-at" },
+      h("span", { class: "src-speaker", text: src.speaker || "" }),
+      ` at ${fmtClock(src.start_ms)}` +
+      (Number.isFinite(src.end_ms) ? `–${fmtClock(src.end_ms)}` : "")) : null;
     return h("li", { class: "src", id: `${turnId}-s${src.n}`, tabindex: "-1" },
       h("div", { class: "src-head" },
         h("span", { class: "src-n", text: src.n }),
@@ -535,6 +571,7 @@
           datetime: new Date(src.created_at).toISOString(), text: fmtTime(src.created_at) })
           : null) : null,
       src.file_name ? h("div", { class: "src-file", text: `File: ${src.file_name}` }) : null,
+      at,
       body,
       h("div", { class: "src-actions" },
         long ? h("button", {
@@ -567,6 +604,7 @@
   }
 
   function summariseThreadOf(threadId) {
+    showView("chat");
     $("#kind-thread").checked = true;
     syncKind();
     $("#sum-thread").value = threadId;
@@ -792,11 +830,244 @@
     $("#f-days").hidden = thread;
   }
 
+  // ---- views ------------------------------------------------------------------------------
+  function showView(name) {
+    state.view = name;
+    for (const tab of document.querySelectorAll(".view-tab")) {
+      const on = tab.dataset.view === name;
+      if (on) tab.setAttribute("aria-current", "page");
+      else tab.removeAttribute("aria-current");
+      $(`#view-${tab.dataset.view}`).hidden = !on;
+    }
+    if (name === "profile" && state.user && !state.profile) loadProfile();
+  }
+
+  // ---- profile ----------------------------------------------------------------------------
+  const KIND_LABEL = {
+    position: "position", interest: "interest", channel: "channel", authored: "wrote",
+    reply: "replied", reaction: "reacted", mention: "mentioned",
+  };
+
+  async function loadProfile() {
+    if (!state.user) { renderProfile(null); return; }
+    const username = state.user.username;
+    $("#signals").replaceChildren(h("p", { class: "hint", text: "Loading…" }));
+    try {
+      const body = await getJSON(state.me ? "/v1/profile"
+        : `/v1/profile?user=${encodeURIComponent(username)}`, false);
+      if (!state.user || state.user.username !== username) return; // switched meanwhile
+      state.profile = body;
+      renderProfile(body);
+    } catch (err) {
+      if (!state.user || state.user.username !== username) return;
+      renderProfile(null);
+      $("#signals").replaceChildren(h("p", { class: "error", role: "alert", text: err.message }));
+    }
+  }
+
+  function renderProfile(p) {
+    $("#prof-who").textContent = p ? `· @${p.user}` : "";
+    $("#prof-form").hidden = !p;
+    $("#sig-count").textContent = p ? String((p.signals || []).length) : "";
+    if (!p) {
+      $("#signals").replaceChildren(h("p", { class: "hint",
+        text: state.user ? "Loading…" : "Pick a user to see their profile." }));
+      return;
+    }
+    $("#prof-personalize").checked = Boolean(p.personalize);
+    $("#prof-catchup").checked = Boolean(p.catchup);
+    $("#prof-alerts").checked = Boolean(p.alerts);
+    $("#prof-interests").value = p.interests || "";
+    renderSignals(p.signals || []);
+  }
+
+  /** A signal's source: its http(s) permalink as a link, anything else (post:<id>,
+   * ~team/channel, profile) as text. Signal texts are the posts' own words: text nodes. */
+  function signalSource(source) {
+    const link = safeUrl(source);
+    if (link) {
+      return h("a", { class: "permalink", href: link, target: "_blank",
+        rel: "noopener noreferrer", title: link }, "Open post ↗");
+    }
+    return h("code", { class: "sig-src", text: String(source || "") });
+  }
+
+  function renderSignals(signals) {
+    const box = $("#signals");
+    if (!signals.length) {
+      box.replaceChildren(h("p", { class: "empty-scope",
+        text: "Nothing is known yet about what matters to this reader." }));
+      return;
+    }
+    const max = Math.max(...signals.map((s) => Number(s.weight) || 0), 1);
+    box.replaceChildren(h("table", { class: "sig-table" },
+      h("thead", {}, h("tr", {},
+        ["Kind", "Signal", "Weight", "Source"].map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, signals.map((sig) => {
+        const w = Number(sig.weight) || 0;
+        return h("tr", { class: `sig sig-${String(sig.kind).replace(/[^a-z]/g, "")}`,
+          "data-kind": sig.kind },
+        h("td", {}, h("span", { class: "sig-kind", text: KIND_LABEL[sig.kind] || sig.kind })),
+        h("td", { class: "sig-text", text: String(sig.text || "") }),
+        h("td", { class: "sig-weight" },
+          h("meter", { min: 0, max, value: w, "aria-hidden": "true" }),
+          h("span", { text: w.toFixed(2) })),
+        h("td", { class: "sig-source" }, signalSource(sig.source)));
+      }))));
+  }
+
+  async function saveProfile() {
+    if (needUser()) return;
+    const username = state.user.username;
+    const status = $("#prof-status");
+    const button = $("#prof-save");
+    button.disabled = true;
+    status.className = "hint";
+    status.textContent = "Saving…";
+    try {
+      const body = await sendJSON("PUT", "/v1/profile", {
+        ...asWho(), interests: $("#prof-interests").value.trim(),
+        personalize: $("#prof-personalize").checked, catchup: $("#prof-catchup").checked,
+        alerts: $("#prof-alerts").checked,
+      });
+      if (!state.user || state.user.username !== username) return;
+      state.profile = body;
+      renderProfile(body);
+      status.textContent = "Saved.";
+      announce("Profile saved.");
+    } catch (err) {
+      status.className = "hint error";
+      status.textContent = `Not saved: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- summarise for two readers -----------------------------------------------------------
+  const SECTION_ORDER = ["for_you", "key_points", "decisions", "action_items", "open_questions",
+    "also_discussed"];
+
+  function syncForKind() {
+    const kind = document.querySelector('input[name="for-kind"]:checked').value;
+    $("#for-f-channel").hidden = kind !== "channel";
+    $("#for-f-days").hidden = kind !== "channel";
+    $("#for-f-thread").hidden = kind !== "thread";
+    $("#for-f-meeting").hidden = kind !== "meeting";
+  }
+
+  /** The request's "what" from the form, or null (and the field to fill focused). */
+  function forTarget() {
+    const kind = document.querySelector('input[name="for-kind"]:checked').value;
+    const need = (sel, msg) => { $(sel).focus(); announce(msg); return null; };
+    if (kind === "thread") {
+      const id = $("#for-thread").value.trim();
+      return id ? { kind, thread_id: id } : need("#for-thread", "Enter a post id.");
+    }
+    if (kind === "meeting") {
+      const id = $("#for-file").value.trim();
+      return id ? { kind, file_id: id } : need("#for-file", "Enter a transcript file id.");
+    }
+    const sel = $("#for-channel");
+    if (!sel.value) return need("#for-channel", "Pick a channel.");
+    const days = Math.min(Math.max(Number($("#for-days").value) || 7, 1), 3650);
+    return { kind, channel_id: sel.value, days };
+  }
+
+  async function summariseFor() {
+    if (needUser()) return;
+    const target = forTarget();
+    if (!target) return;
+    const readers = [$("#for-a"), $("#for-b")].map((el) => el.value.trim().replace(/^@/, ""));
+    const missing = readers.findIndex((r) => !r);
+    if (missing >= 0) {
+      $(missing ? "#for-b" : "#for-a").focus();
+      announce("Name both readers.");
+      return;
+    }
+    const run = ++state.forRuns;
+    const username = state.user.username;
+    const out = $("#for-results");
+    const status = $("#for-status");
+    $("#for-go").disabled = true;
+    status.className = "hint";
+    status.textContent = "Summarising…";
+    out.setAttribute("aria-busy", "true");
+    try {
+      const body = await sendJSON("POST", "/v1/summaries", {
+        ...asWho(), ...target, for: readers.map((r) => `@${r}`),
+      });
+      if (run !== state.forRuns || !state.user || state.user.username !== username) return;
+      const list = Array.isArray(body.summaries) ? body.summaries : [];
+      out.replaceChildren(...list.map((item, i) => forColumn(item, `f${run}-${i}`)));
+      status.textContent = `${list.length} summar${list.length === 1 ? "y" : "ies"}, ` +
+        `asked by @${username}.`;
+      announce("Summaries ready.");
+    } catch (err) {
+      if (run !== state.forRuns) return;
+      out.replaceChildren();
+      status.className = "hint error";
+      status.textContent = err.message || String(err);
+    } finally {
+      if (run === state.forRuns) {
+        $("#for-go").disabled = false;
+        out.setAttribute("aria-busy", "false");
+      }
+    }
+  }
+
+  /** One reader's column: who it is for, how it was shaped, its sections (For you first),
+   * each item with its citations, the sources they point to, and where it was delivered. */
+  function forColumn(item, id) {
+    const summary = item.summary;
+    const who = String(item.for || "");
+    const delivery = h("p", { class: `delivery ${item.delivered ? "ok" : "not"}` },
+      h("strong", { text: item.delivered ? "Delivered" : "Delivery" }),
+      `: ${item.delivery || (item.delivered ? "sent" : "not sent")}`);
+    const head = h("div", { class: "for-head" },
+      h("h3", { class: "for-who" }, "For ", h("span", { text: `@${who}` })),
+      summary && summary.title ? h("span", { class: "muted", text: summary.title }) : null);
+    if (!summary) {
+      return h("article", { class: "panel for-col", id, "data-reader": who }, head,
+        h("p", { class: "error", role: "alert",
+          text: item.error || "No summary for this reader." }), delivery);
+    }
+    const sources = new Map((summary.sources || []).map((s) => [Number(s.n), s]));
+    const ctx = { id, sources };
+    const p = summary.personalization || {};
+    const sections = [...(summary.sections || [])].sort((a, b) =>
+      rank(a.key) - rank(b.key));
+    return h("article", { class: "panel for-col", id, "data-reader": who }, head,
+      h("p", { class: `why ${p.applied ? "applied" : "generic"}` },
+        h("span", { class: "why-tag", text: p.applied ? "Personalised" : "Generic" }),
+        // the reader's own words (their interests) may be in it: text, no citations
+        h("span", { class: "why-text", text: String(p.why || "") })),
+      item.error ? h("p", { class: "error", role: "alert", text: item.error }) : null,
+      sections.length ? sections.map((sec) => h("section", {
+        class: `for-sec sec-${String(sec.key).replace(/[^a-z_]/g, "")}`, "data-key": sec.key },
+      h("h4", { text: String(sec.title || sec.key) }),
+      (sec.items || []).length ? null : h("p", { class: "hint", text: "None." }),
+      h("ul", {}, (sec.items || []).map((it) => h("li", {},
+        inline(String(it.text || ""), ctx),
+        (it.sources || []).flatMap((n) => [" ", citation(Number(n), ctx)]))))))
+        : h("p", { class: "empty-scope", text: "Nothing to summarise for this reader." }),
+      delivery,
+      sources.size ? h("details", { class: "sources" },
+        h("summary", {}, `Sources (${sources.size})`),
+        h("ol", { class: "src-list" }, [...sources.values()].map((s) => sourceCard(s, id))))
+        : null);
+  }
+
+  function rank(key) {
+    const i = SECTION_ORDER.indexOf(key);
+    return i < 0 ? SECTION_ORDER.length : i;
+  }
+
   // ---- wiring -----------------------------------------------------------------------------
   async function init() {
     renderMode();
     renderScope(null);
     syncKind();
+    syncForKind();
 
     $("#keys-edit").addEventListener("click", () => {
       showKeys(null, true);
@@ -845,6 +1116,12 @@
     });
     document.querySelectorAll('input[name="kind"]').forEach((r) =>
       r.addEventListener("change", syncKind));
+    document.querySelectorAll(".view-tab").forEach((tab) =>
+      tab.addEventListener("click", () => showView(tab.dataset.view)));
+    $("#prof-form").addEventListener("submit", (ev) => { ev.preventDefault(); saveProfile(); });
+    $("#for-form").addEventListener("submit", (ev) => { ev.preventDefault(); summariseFor(); });
+    document.querySelectorAll('input[name="for-kind"]').forEach((r) =>
+      r.addEventListener("change", syncForKind));
 
     if (await loadSession()) return;
     if (NEEDS_KEY) {
