@@ -11,10 +11,21 @@ from fastapi.staticfiles import StaticFiles
 from api import errors, playground
 from api.auth import AuthConfig, MattermostTokens
 from api.middleware import LoopbackHostOnly, MeasureRequests, Sessions
-from api.routes import access, ask, feedback, health, jobs, profile, search, signin, summaries
+from api.routes import (
+    access,
+    ask,
+    feedback,
+    health,
+    jobs,
+    profile,
+    search,
+    signin,
+    summaries,
+    watches,
+)
 from api.routes import playground as playground_routes
 
-ROUTERS = (health, search, ask, summaries, profile, feedback, access, jobs, signin,
+ROUTERS = (health, search, ask, summaries, profile, feedback, watches, access, jobs, signin,
            playground_routes)
 
 

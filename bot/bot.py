@@ -38,6 +38,9 @@ from rag.guard import StreamGuard, guard_markdown
 from rag.permissions import audience_scope, known_user, readable_scope
 from rag.util import fmt_ms, now_ms
 
+from .alerts import AlertSender
+from .catchup import Catchups
+
 log = logging.getLogger("openops.bot")
 
 UP = {"+1", "thumbsup", "thumbs_up", "white_check_mark", "heavy_check_mark"}
@@ -185,7 +188,11 @@ class Bot:
             mm, self.mirror, refresh_s=self.settings.permission_refresh_s)
         self.events = EventMirror(mm, self.mirror, self.syncer, self.refresher, self._spawn,
                                   lambda: self.me.get("id", ""))
-        self.handlers = {"posted": self._on_posted, "reaction_added": self._on_reaction}
+        self.handlers = {"posted": self._on_posted, "reaction_added": self._on_reaction,
+                         "user_added": self._on_user_added,
+                         "channel_viewed": self._on_channel_viewed}
+        self.alerts = AlertSender(self)
+        self.catchup_dms = Catchups(self)
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self.stream: EventStream | None = None
@@ -203,6 +210,7 @@ class Bot:
         self.stream = EventStream(self.mm, self._enqueue, self._connected)
         self._spawn(self.stream.run(), "websocket")
         self._spawn(self._consume(), "events")
+        self._spawn(self.alerts.run(), "alerts")
 
     async def stop(self) -> None:
         if self.stream:
@@ -298,6 +306,39 @@ class Bot:
         post = json_field(data.get("post"))
         if post:
             await self._maybe_answer(post, data)
+            await self._poster_viewed(post)
+
+    async def _poster_viewed(self, post: dict) -> None:
+        """Posting marks the channel viewed for the poster (as Mattermost does): a reader back
+        after a while may be due a catch-up. ``channel_viewed`` goes to the viewer alone, so
+        for everyone but the bot this is the view the bot sees."""
+        props = post.get("props") or {}
+        if (post.get("user_id") == self.me.get("id") or post.get("type") or post.get("delete_at")
+                or props.get("from_bot") in ("true", True)
+                or props.get("from_webhook") in ("true", True)):
+            return
+        prev = await asyncio.to_thread(self.mirror.viewed, post["channel_id"], post["user_id"],
+                                       int(post.get("create_at") or now_ms()))
+        if prev is not None:
+            self._spawn(self.catchup_dms.consider(post["user_id"], post["channel_id"], prev),
+                        "catch-up-summary")
+
+    async def _on_user_added(self, data: dict, bc: dict) -> None:
+        await self.events.user_added(data, bc)
+        cid = bc.get("channel_id") or data.get("channel_id")
+        uid = data.get("user_id") or bc.get("user_id")
+        if cid and uid and uid != self.me.get("id"):
+            self._spawn(self.catchup_dms.consider(uid, cid, None, joined=True), "catch-up-summary")
+
+    async def _on_channel_viewed(self, data: dict, bc: dict) -> None:
+        """``data.channel_id`` viewed by ``broadcast.user_id``: the previous view is read from
+        the mirror before it moves to now."""
+        cid, uid = data.get("channel_id"), bc.get("user_id")
+        if not cid or not uid:
+            return
+        prev = await asyncio.to_thread(self.mirror.viewed, cid, uid, now_ms())
+        if prev is not None:
+            self._spawn(self.catchup_dms.consider(uid, cid, prev), "catch-up-summary")
 
     async def _on_reaction(self, data: dict, bc: dict) -> None:
         await self.events.reaction_added(data, bc)  # the reader's profile
@@ -544,10 +585,11 @@ class Bot:
         return done
 
     async def stream_summary(self, post_in: str, root_id: str, asker: str, *, kind: str,
-                             trigger: str, **params) -> dict:
-        name = await asyncio.to_thread(self._names, {asker})
-        out = StreamPost(self, post_in, root_id,
-                         header=f"_Summary requested by @{name.get(asker, asker)}_\n\n")
+                             trigger: str, header: str | None = None, **params) -> dict:
+        if header is None:
+            name = await asyncio.to_thread(self._names, {asker})
+            header = f"_Summary requested by @{name.get(asker, asker)}_\n\n"
+        out = StreamPost(self, post_in, root_id, header=header)
         await out.open()
         done: dict = {}
         try:

@@ -33,6 +33,10 @@ HELP = """**OpenOps** answers from what you may read in Mattermost, with sources
 - `/openops profile [show | interests TEXT | off | on]`: what shapes your summaries (and where
   it came from), your stated interests, personalisation off or on.
 - `/openops react`: I react to the last message of this channel with an emoji for its mood.
+- `/openops watch TOPIC`: a direct message when a new thread matches TOPIC, in channels you may
+  read (once per thread, at most a few a day); `/openops watch list`; `/openops unwatch N`.
+- `/openops catchup on|off`: a summary by direct message of what you missed when you join a
+  channel or come back to one after a few days.
 - `/openops help`: this message.
 Mention @{bot} in any thread to ask there (I answer only from what everyone in that channel
 may read), or send me a direct message (I use everything you may read and remember the
@@ -132,12 +136,62 @@ def router(get_bot, settings) -> APIRouter:
             return ephemeral("Summarising; it will appear in a moment.")
         if sub == "profile":
             return ephemeral(await _profile(bot, fields, args))
+        if sub in ("watch", "unwatch", "catchup"):
+            return ephemeral(await _personal(bot, fields["user_id"], sub, args))
         if sub == "react":
             bot._spawn(_react(bot, fields), "command-react")
             return ephemeral("Reading the room…")
         return ephemeral(f"Unknown command `{sub}`. " + HELP.format(bot=name))
 
     return r
+
+
+USAGE_WATCH = "Usage: `/openops watch TOPIC`, `/openops watch list` or `/openops unwatch N`"
+
+
+async def _personal(bot, uid: str, sub: str, args: list[str]) -> str:
+    """Watches and the catch-up opt-in: the reader's own settings, answered at once."""
+    from rag.errors import OpenOpsError
+
+    await bot.refresh_reader(uid)  # the mirror must know who they are
+    try:
+        return await asyncio.to_thread(_personal_now, bot, uid, sub, args)
+    except OpenOpsError as exc:
+        return f":warning: {exc}"
+
+
+def _personal_now(bot, uid: str, sub: str, args: list[str]) -> str:
+    from rag.guard import guard_markdown
+
+    watches = bot.rt.watches
+    if sub == "catchup":
+        if len(args) != 1 or args[0].lower() not in ("on", "off"):
+            return "Usage: `/openops catchup on` or `/openops catchup off`"
+        on = args[0].lower() == "on"
+        bot.rt.profiles.update(uid, catchup=on)  # the profile row, made with its defaults
+        s = bot.settings
+        return (f"Catch-ups are on: when you join a channel, or come back to one after "
+                f"{s.catchup_away_days:g} days with at least {s.catchup_min_posts} new posts, I "
+                "send you a summary of what you missed (once per channel a day)."
+                if on else "Catch-ups are off.")
+    if sub == "unwatch":
+        if len(args) != 1 or not args[0].lstrip("#").isdigit():
+            return USAGE_WATCH
+        gone = watches.remove(uid, int(args[0].lstrip("#")))
+        return guard_markdown(f"Stopped watching #{gone['id']} _{gone['topic']}_.")
+    if not args:
+        return USAGE_WATCH
+    if len(args) == 1 and args[0].lower() == "list":
+        _, mine = watches.list_for(uid)
+        if not mine:
+            return "You watch nothing yet: `/openops watch TOPIC`."
+        lines = [f"- #{w['id']} {w['topic']}" + (" (from your profile's interests)"
+                                                 if w["from_profile"] else "") for w in mine]
+        return guard_markdown("**Your watches** (`/openops unwatch N` stops #N):\n"
+                              + "\n".join(lines))
+    w = watches.add(uid, " ".join(args))
+    return guard_markdown(f"Watching #{w['id']} _{w['topic']}_: I will send you a direct "
+                          "message when a new thread about it appears where you may read.")
 
 
 def summarize_args(args: list[str]) -> tuple[float | None, str | None, list[str]] | str:

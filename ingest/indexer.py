@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 
 from rag.db import Channel, Database, File, Post, Team, User
 from rag.index import ChunkIndex
+from rag.watches import IndexedBatch
 
 from .chunking import ChannelInfo, Chunk, Chunker, FileDoc, Message
 
@@ -71,12 +72,16 @@ class Indexer:
     retry_delays: tuple[float, ...] = (0.5, 1, 2, 4, 8)
 
     def __init__(self, db: Database, index: ChunkIndex, embedder, chunker: Chunker,
-                 *, batch_texts: int = 1024):
+                 *, batch_texts: int = 1024,
+                 listeners: list[Callable[[IndexedBatch], object]] | None = None):
         self.db = db
         self.index = index
         self.embedder = embedder
         self.chunker = chunker
         self.batch_texts = batch_texts
+        # called after each batch is written and committed, with the chunks it wrote (new or
+        # changed content only: unchanged chunks are not re-embedded, so never handed over)
+        self.listeners: list[Callable[[IndexedBatch], object]] = list(listeners or [])
 
     def _store(self, what: str, call: Callable, *args):
         """``call(*args)`` on the index, retried while the server is unreachable (every write
@@ -170,6 +175,7 @@ class Indexer:
                progress: Callable[[IndexReport, int], None] | None, total: int) -> None:
         self._embed(jobs, report)
         self._write(jobs)
+        self._tell(jobs)
         if progress:
             progress(report, total)
 
@@ -201,6 +207,23 @@ class Indexer:
             j.embeddings = emb[pos : pos + len(j.todo)]
             pos += len(j.todo)
         report.embedded += len(texts)
+
+    def _tell(self, jobs: list[_Job]) -> None:
+        """The listeners (the watch matcher) get the batch once it is in the index; one that
+        fails is logged and never stops indexing (nor makes the batch be redone)."""
+        written = [(c, j.embeddings[n]) for j in jobs for n, c in enumerate(j.todo)]
+        if not written or not self.listeners:
+            return
+        import numpy as np
+
+        batch = IndexedBatch(ids=[c.id for c, _ in written], texts=[c.text for c, _ in written],
+                             metadatas=[dict(c.metadata) for c, _ in written],
+                             embeddings=np.stack([e for _, e in written]))
+        for listener in self.listeners:
+            try:
+                listener(batch)
+            except Exception:  # noqa: BLE001 - an alert lost is better than an index stuck
+                log.exception("index listener %r failed", listener)
 
     def _write(self, jobs: list[_Job]) -> None:
         """One delete and one upsert for the whole batch (Chroma writes ~3x faster in bulk

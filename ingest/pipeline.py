@@ -32,7 +32,9 @@ def make_chunker(runtime) -> Chunker:
 
 
 def make_indexer(runtime) -> Indexer:
-    return Indexer(runtime.db, runtime.index, runtime.embedder, make_chunker(runtime))
+    """The indexer, with the watch matcher listening to what it writes."""
+    return Indexer(runtime.db, runtime.index, runtime.embedder, make_chunker(runtime),
+                   listeners=[runtime.watches.on_indexed])
 
 
 def ingest_path(

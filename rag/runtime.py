@@ -137,6 +137,12 @@ class Runtime:
 
         return Profiles(self.settings, self.db, lambda: self.embedder, lambda: self.index)
 
+    @cached_property
+    def watches(self):
+        from .watches import Watches
+
+        return Watches(self.settings, self.db, lambda: self.embedder, lambda: self.index)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()

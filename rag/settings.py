@@ -166,6 +166,22 @@ class Settings(BaseSettings):
     bot_post_limit: int = Field(
         16383, description="Longest post Mattermost accepts; longer answers continue in a new post."
     )
+    watch_threshold: float = Field(
+        0.4,
+        description="How close a new thread or conversation window must be to a watched topic "
+        "to raise an alert: 0.7 x embedding cosine + 0.3 x the share of the topic's words it "
+        "contains. Higher: fewer, surer alerts.",
+    )
+    watch_daily_cap: int = Field(
+        5, ge=0, description="Alerts a reader gets at most per (UTC) day, over all their watches."
+    )
+    catchup_away_days: float = Field(
+        3, gt=0, description="A reader who opted in to catch-ups and comes back to a channel "
+        "after this many days (or joins one) gets a DM summary of what they missed.",
+    )
+    catchup_min_posts: int = Field(
+        5, ge=1, description="...if at least this many posts came since their last view."
+    )
     include_archived: bool = Field(
         False,
         description="Let members read archived channels (as before archiving). Default: nobody.",

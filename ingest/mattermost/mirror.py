@@ -237,6 +237,7 @@ class Mirror:
 
     def set_channel_members(self, channel_id: str, members: Iterable[dict]) -> None:
         """Replace a channel's membership with ``members`` (ChannelMember objects)."""
+        members = list(members)
         want: dict[str, str | None] = {m["user_id"]: m.get("roles") or "channel_user"
                                        for m in members}
         with self.db.session() as s:
@@ -247,6 +248,16 @@ class Mirror:
                                   "user_id",
                                   lambda uid: ChannelMember(channel_id=channel_id, user_id=uid),
                                   want)
+            s.flush()
+            # the server's ChannelMember.last_viewed_at is the truth (a catch-up reads the
+            # previous view from here before an event moves it)
+            viewed = {m["user_id"]: int(m["last_viewed_at"]) for m in members
+                      if m.get("last_viewed_at") is not None}
+            if viewed:
+                for row in s.scalars(select(ChannelMember).where(
+                        ChannelMember.channel_id == channel_id,
+                        ChannelMember.user_id.in_(list(viewed)))):
+                    row.last_viewed_at = viewed[row.user_id]
             self._commit(s)
 
     def add_channel_member(self, channel_id: str, user_id: str) -> bool:
@@ -259,6 +270,19 @@ class Mirror:
                 s.add(ChannelMember(channel_id=channel_id, user_id=user_id))
             self._commit(s)
         return True
+
+    def viewed(self, channel_id: str, user_id: str, at: int) -> int | None:
+        """The member viewed the channel at ``at``: move ``last_viewed_at`` there (never back)
+        and return the previous view (0: never), or None when the mirror has no such member."""
+        with self.db.session() as s:
+            row = s.get(ChannelMember, (channel_id, user_id))
+            if row is None:
+                return None
+            prev = int(row.last_viewed_at or 0)
+            if at > prev:
+                row.last_viewed_at = at
+                s.commit()
+            return prev
 
     def remove_channel_member(self, channel_id: str, user_id: str) -> None:
         with self.db.session() as s:

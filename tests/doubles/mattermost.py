@@ -26,6 +26,9 @@ payloads and the slash-command developer docs), and the server code where the re
   team membership > everyone). ``posted`` carries the post as a JSON string and, per recipient, a
   ``mentions`` JSON list holding only that recipient when they were @-mentioned (or the DM partner,
   or on @channel/@all/@here). Actions: ``user_typing``, ``get_statuses``, ``get_statuses_by_ids``, ``ping``.
+* Views: ``POST /channels/members/{user_id}/view`` (and :meth:`view_channel`) moves the member's
+  ``last_viewed_at`` to now and publishes ``channel_viewed`` (``data.channel_id``) to the viewer
+  alone (``broadcast.user_id``): another user's socket, the bot's included, never hears it.
 * Slash commands: registered commands are POSTed (or GETed) the reference's form fields (no
   ``root_id``: the thread a command was typed in only places its responses) with ``Authorization: Token``;
   ``in_channel``/``ephemeral`` responses, ``extra_responses`` and delayed responses on ``response_url``
@@ -552,6 +555,11 @@ class MattermostDouble:
         return copy.deepcopy(member)
 
     @_on_loop
+    def view_channel(self, user_id: str, channel_id: str) -> dict:
+        """The user opens the channel (``POST /channels/members/{user_id}/view``, ViewChannel)."""
+        return self._view(user_id, channel_id)
+
+    @_on_loop
     def register_command(self, team_id: str, trigger: str, url: str, creator_id: str, method: str = "P",
                          **fields: Any) -> dict:
         self._team(team_id), self._user(creator_id)
@@ -705,6 +713,18 @@ class MattermostDouble:
         for uid in ids:
             self._publish("group_added", {"teammate_ids": _dumps(ids)}, channel_id=ch["id"], user_id=uid)
         return ch
+
+    def _view(self, user_id: str, channel_id: str) -> dict:
+        """ViewChannel: the member's ``last_viewed_at`` moves to now and ``channel_viewed``
+        (``data.channel_id``) goes to the viewer alone, as MarkChannelsAsViewed publishes it."""
+        member = self.channel_members[self._channel(channel_id)["id"]].get(user_id)
+        if member is None:
+            raise ApiError(404, "app.channel.get_member.missing.app_error", "No channel member found.")
+        ch, now = self.channels[channel_id], self._now()
+        member.update(last_viewed_at=now, last_update_at=now, msg_count=ch["total_msg_count"],
+                      mention_count=0)
+        self._publish("channel_viewed", {"channel_id": channel_id}, user_id=user_id)
+        return {"status": "OK", "last_viewed_at_times": {channel_id: now}}
 
     def _store_file(self, user_id: str, channel_id: str, name: str, data: bytes,
                     mime_type: str | None) -> dict:
@@ -1098,6 +1118,7 @@ class MattermostDouble:
         r.add_get(v4 + "/teams/{team_id}/channels/deleted", self._get_team_deleted_channels)
         r.add_post(v4 + "/channels/direct", self._create_direct)
         r.add_post(v4 + "/channels/group", self._create_group)
+        r.add_post(v4 + "/channels/members/{user_id}/view", self._view_channel_api)
         r.add_get(v4 + "/channels/{channel_id}", self._get_channel)
         r.add_get(v4 + "/channels/{channel_id}/members", self._get_channel_members)
         r.add_get(v4 + "/channels/{channel_id}/members/{user_id}", self._get_channel_member)
@@ -1360,6 +1381,17 @@ class MattermostDouble:
         if member is None:
             raise ApiError(404, "app.channel.get_member.missing.app_error", "No channel member found.")
         return self._json(member)
+
+    async def _view_channel_api(self, request: web.Request) -> web.Response:
+        me = self._me(request)
+        uid = request.match_info["user_id"]
+        self._check_self(me, uid)  # or edit_other_users: only system_admin here
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("channel_id"), str):
+            raise _bad_param("channel_id")
+        if not body["channel_id"]:  # every channel lost focus: nothing is viewed
+            return self._json({"status": "OK", "last_viewed_at_times": {}})
+        return self._json(self._view(uid, body["channel_id"]))
 
     async def _get_channel_posts(self, request: web.Request) -> web.Response:
         me = self._me(request)

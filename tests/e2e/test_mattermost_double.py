@@ -370,6 +370,39 @@ def test_non_members_get_no_events_of_a_private_channel(w):
     asyncio.run(scenario())
 
 
+def test_viewing_a_channel_moves_last_viewed_at_and_tells_the_viewer_alone(w):
+    async def scenario() -> None:
+        bob = await ws_connect(w.mm, w.mm.token_for(w.bob["id"]))
+        bot = await ws_connect(w.mm, w.token)
+        await later(w.mm.post, w.alice["id"], w.town["id"], "news")
+        with as_user(w, w.bob) as client:
+            before = (await later(client.get, f"/channels/{w.town['id']}/members/me")).json()
+            r = await later(client.post, f"/channels/members/{w.bob['id']}/view",
+                            json={"channel_id": w.town["id"]})
+            assert r.status_code == 200 and r.json()["status"] == "OK"
+            at = r.json()["last_viewed_at_times"][w.town["id"]]
+            member = (await later(client.get, f"/channels/{w.town['id']}/members/me")).json()
+            assert set(member) >= MEMBER_KEYS and member["last_viewed_at"] == at
+            assert at > before["last_viewed_at"]
+            r = await later(client.post, f"/channels/members/{w.carol['id']}/view",
+                            json={"channel_id": w.town["id"]})
+            assert r.status_code == 403  # for oneself only (or edit_other_users)
+            r = await later(client.post, f"/channels/members/{w.bob['id']}/view", json={})
+            assert r.status_code == 400
+        assert (await next_event(bob))["event"] == "posted"
+        ev = await next_event(bob)
+        assert ev["event"] == "channel_viewed" and ev["data"] == {"channel_id": w.town["id"]}
+        assert ev["broadcast"]["user_id"] == w.bob["id"]
+        assert (await next_event(bot))["event"] == "posted"
+        await later(w.mm.post, w.alice["id"], w.town["id"], "more news")
+        # the bot's next event is the next post: it never heard bob's view
+        assert json.loads((await next_event(bot))["data"]["post"])["message"] == "more news"
+        await bob.close()
+        await bot.close()
+
+    asyncio.run(scenario())
+
+
 # --------------------------------------------------------------------------- network gaps
 def test_drop_and_pause_websockets_then_catch_up_with_since(w):
     mm = w.mm
