@@ -30,6 +30,7 @@ from .db import Channel, ChannelMember, Post, ProfileSettings, ProfileSignal, Re
 from .errors import InvalidRequest
 from .permissions import Scope
 from .util import now_ms, permalink
+from .watches import sync_profile_watches
 
 log = logging.getLogger("openops.profile")
 
@@ -303,6 +304,8 @@ class Profiles:
             if alerts is not None:
                 row.alerts_from_interests = alerts
             row.updated_at = now_ms()
+            # interests with alerts on are watches too (rag/watches.py), kept in step here
+            sync_profile_watches(s, user_id, row.interests, row.alerts_from_interests)
             s.commit()
             return row
 

@@ -246,6 +246,18 @@ def test_profile_api_reads_and_sets_what_the_reader_may_set(server):
     assert r.status_code == 200 and r.json()["interests"] == "icons, motion"
     assert r.json()["catchup"] and r.json()["signals"][0] == {
         "kind": "interest", "text": "icons", "weight": 3.0, "source": "profile"}
+    # interests with alerts on are watches (from the profile), and go when alerts go off
+    def watches():
+        got = httpx.get(f"{base}/v1/watches", params={"user": "ui.lead"}, headers=H, timeout=60)
+        return sorted((w["topic"], w["from_profile"]) for w in got.json()["watches"])
+
+    assert watches() == []
+    httpx.put(f"{base}/v1/profile", json={"user": "ui.lead", "alerts": True}, headers=H,
+              timeout=60).raise_for_status()
+    assert watches() == [("icons", True), ("motion", True)]
+    httpx.put(f"{base}/v1/profile", json={"user": "ui.lead", "alerts": False}, headers=H,
+              timeout=60).raise_for_status()
+    assert watches() == []
     bad = httpx.put(f"{base}/v1/profile", json={"user": "ui.lead", "position": "CEO"},
                     headers=H, timeout=60)
     assert bad.status_code == 422 and "position" in bad.json()["error"]
