@@ -188,8 +188,7 @@ class Extractive:
                 rel = _unit(rel + _unit(np.asarray(bm25_small(words, [x.text for x in sents]))))
             if context:  # a longer meeting's topics run longer: a sentence more per hundred
                 context = max(context, min(6, len(sents) // 100))
-                k = np.ones(2 * context + 1)
-                rel = np.convolve(rel, k, "same") / np.convolve(np.ones_like(rel), k, "same")
+                rel = window_mean(rel, context)
             cent = scores / (scores.max() or 1.0)
             # a sentence of a few words rarely says anything on its own ("And the header
             # name is final?"): such sentences go after all others
@@ -225,6 +224,14 @@ class Extractive:
         if interest is not None:
             out["also_discussed"] = sorted(ranked[n_points:n_points + 6], key=lambda s: s.order)
         return out
+
+
+def window_mean(x: np.ndarray, c: int) -> np.ndarray:
+    """Each value averaged with up to ``c`` neighbours on each side (fewer at the ends)."""
+    sums = np.concatenate([[0.0], np.cumsum(x, dtype=float)])
+    idx = np.arange(len(x))
+    lo, hi = np.maximum(idx - c, 0), np.minimum(idx + c + 1, len(x))
+    return (sums[hi] - sums[lo]) / (hi - lo)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

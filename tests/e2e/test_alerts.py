@@ -443,3 +443,53 @@ def test_a_restarted_bot_sends_nothing_twice(env):
     assert set(counts.values()) == {1}, counts
     first = next(p for p in env.alert_posts("alice.a") if p["props"]["openops_alert"] == made[0])
     assert first["message"] == "Lunch menu 0"  # found, not posted again
+
+
+# ---- the profile and role-targeted summaries in Mattermost --------------------------------
+def test_the_profile_command_shows_and_sets_what_shapes_summaries(env):
+    out = env.slash("dave.d", "random", "/openops profile interests lunch spots, running club")
+    assert "lunch spots, running club" in out
+    shown = env.slash("dave.d", "random", "/openops profile")
+    assert "Stated interests: lunch spots, running club" in shown
+    assert "interest (3.0): lunch spots — profile" in shown
+    assert "channel" in shown and "~acme/random" in shown
+    assert "personalisation on" in shown
+    assert "generic summary everywhere" in env.slash("dave.d", "random", "/openops profile off")
+    r = httpx.get(env.base + "/v1/profile", params={"user": "dave.d"}, headers=KEY)
+    assert r.json()["personalize"] is False and r.json()["interests"] == "lunch spots, running club"
+    assert "what matters to you first" in env.slash("dave.d", "random", "/openops profile on")
+    assert "Usage" in env.slash("dave.d", "random", "/openops profile sideways")
+
+
+def test_summarize_for_sends_each_reader_theirs_from_what_both_may_read(env):
+    d = env.double
+    carol = env.uid("carol.c")
+    root = d.post(carol, env.cid("eng-private"), "Staging cutover plan: the database moves on "
+                  "Saturday and the old cluster is deleted on Monday.")
+    d.post(env.uid("alice.a"), env.cid("eng-private"), "Decision: we move staging on Saturday "
+           "at 09:00 and I will announce it in the team channel.", root_id=root["id"])
+    env.settled(root["id"])
+    before = {u: len(env.dm_posts(u)) for u in ("alice.a", "bob.b")}
+    seen = len(d.ephemerals)
+    out = env.slash("carol.c", "eng-private",
+                    f"/openops summarize {root['id']} --for @alice.a,@bob.b")
+    assert "Summarising for @alice.a, @bob.b" in out
+    # alice may read the thread: hers arrives by DM, shaped for her; bob may not: nothing
+    got = wait(lambda: [u_m for u_m in d.ephemerals[seen:] if u_m[0] == carol
+                        and "Summaries:" in u_m[1]["message"]], 120, "the report to carol")
+    report = got[0][1]["message"]
+    assert "@alice.a: sent by direct message" in report and "@bob.b: not sent" in report
+    new = env.dm_posts("alice.a")[before["alice.a"]:]
+    assert new and new[0]["message"].startswith("_Summary for you, requested by @carol.c_")
+    assert "Saturday" in "".join(p["message"] for p in new)
+    assert len(env.dm_posts("bob.b")) == before["bob.b"]
+    # alice's follow-up in the DM thread is answered from the summary's conversation
+    dm = d.direct_channel(env.uid("openops"), env.uid("alice.a"))
+    d.post(env.uid("alice.a"), dm["id"], "when is the old cluster deleted?", root_id=new[0]["id"])
+    answer = wait(lambda: [p for p in d.posts_in(dm["id"]) if p["root_id"] == new[0]["id"]
+                           and p["user_id"] == env.uid("openops") and "Monday" in p["message"]
+                           and not p["message"].endswith("…")], 120, "the follow-up answer")
+    assert answer
+    with env.rt.db.session() as s:
+        row = s.get(BotPost, new[0]["id"])
+        assert row.kind == "summary" and row.user_id == env.uid("alice.a")
