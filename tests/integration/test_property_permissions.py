@@ -237,6 +237,14 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], unknown: frozense
         scope, common = audience(key)
         text, _ = ask(readers[0], "note about the plan", audience_=scope)
         assert not found(text) - common, f"a reply in {key} used {found(text) - common}"
+        # a summary posted there: shaped only by what everyone there may read
+        c = next(c for c in ws.channels if f"{c['team']}/{c['name']}" == key) \
+            if not key.startswith("dm:") else None
+        if c is not None:
+            evs = asyncio.run(_events(rt.summaries.events(
+                readers[0], "channel", channel_id=key_ids[key], days=3650, audience=key_ids[key])))
+            text = json.dumps([ev.data for ev in evs if ev.type in ("token", "sections")])
+            assert not found(text) - common, f"a summary in {key} used {found(text) - common}"
         for owner, conv in [*asks, *((o, d["conversation_id"]) for o, d in summaries)]:
             if owner not in readers:
                 continue
@@ -251,6 +259,10 @@ def check_answers(rt: Runtime, ws: WS, marker: dict[str, str], unknown: frozense
                 continue  # someone else's summary they may not read: as if it did not exist
             assert not leaked(u["username"], text), (
                 f"{u['username']} got {owner}'s summary content")
+
+
+async def _events(events) -> list:
+    return [ev async for ev in events]
 
 
 async def collect_answer(rt: Runtime, user: str, question: str, conversation_id=None,
