@@ -128,7 +128,7 @@ def router(get_bot, settings) -> APIRouter:
                 return ephemeral(parsed)
             days, post_id, readers = parsed
             if readers:
-                bot._spawn(_summarize_for(bot, fields, readers, days, post_id),
+                bot._spawn(_summarize(bot, fields, days, post_id, readers),
                            "command-summarize-for")
                 return ephemeral(f"Summarising for {', '.join('@' + r for r in readers)}; "
                                  "each gets theirs by direct message.")
@@ -267,36 +267,25 @@ async def _profile(bot, f: dict, args: list[str]) -> str:
     return guard_markdown(defang_mentions("\n".join(lines))[:bot.settings.bot_post_limit])
 
 
-async def _summarize_for(bot, f: dict, readers: list[str], days: float | None,
-                         post_id: str | None) -> None:
+async def _summarize_for(bot, uid: str, cid: str, root: str, readers: list[str],
+                         days: float | None) -> None:
     """One summary per reader, each from what both may read, each sent to its reader; the
     asker is told (ephemerally) who got one."""
     from rag.summaries import collect_summary
 
-    from .bot import failure_text
-
-    uid, cid = f["user_id"], f["channel_id"]
-    try:
-        await bot.refresh_reader(uid)
-        root = await _thread_root(bot, uid, cid, post_id) if post_id else ""
-        if post_id and not root:
-            await bot.mm.ephemeral(uid, cid, NO_SUCH_POST)
-            return
-        kind, params = await _what(bot, uid, cid, root, days if days is not None else 7.0)
-        lines = []
-        for reader in readers:
-            try:
-                await bot.refresh_reader(reader)
-                async with bot.busy:
-                    summary = await collect_summary(bot.rt.summaries.events(
-                        uid, kind, for_user=reader, **params))
-                await bot.deliver_summary(uid, summary["for"], summary)
-                lines.append(f"- @{summary['for']}: sent by direct message")
-            except Exception as exc:  # noqa: BLE001 - one reader's failure is not the rest's
-                lines.append(f"- @{reader}: not sent ({exc})")
-        await bot.mm.ephemeral(uid, cid, "Summaries:\n" + "\n".join(lines))
-    except Exception as exc:  # noqa: BLE001
-        await bot.mm.ephemeral(uid, cid, failure_text(exc))
+    kind, params = await _what(bot, uid, cid, root, days if days is not None else 7.0)
+    lines = []
+    for reader in readers:
+        try:
+            await bot.refresh_reader(reader)
+            async with bot.busy:
+                summary = await collect_summary(bot.rt.summaries.events(
+                    uid, kind, for_user=reader, **params))
+            await bot.deliver_summary(uid, summary["for"], summary)
+            lines.append(f"- @{summary['for']}: sent by direct message")
+        except Exception as exc:  # noqa: BLE001 - one reader's failure is not the rest's
+            lines.append(f"- @{reader}: not sent ({exc})")
+    await bot.mm.ephemeral(uid, cid, "Summaries:\n" + "\n".join(lines))
 
 
 async def _what(bot, uid: str, cid: str, root: str, days: float | None) -> tuple[str, dict]:
@@ -327,13 +316,18 @@ async def _ask(bot, f: dict, question: str) -> None:
     await bot.mm.ephemeral(f["user_id"], f["channel_id"], msg[: bot.settings.bot_post_limit])
 
 
-async def _summarize(bot, f: dict, days: float | None, post_id: str | None) -> None:
+async def _summarize(bot, f: dict, days: float | None, post_id: str | None,
+                     readers: list[str] | None = None) -> None:
+    """The summary here (a thread when a post is named), or with ``readers`` one for each."""
     uid, cid = f["user_id"], f["channel_id"]
     try:
         await bot.refresh_reader(uid)
         root = await _thread_root(bot, uid, cid, post_id) if post_id else ""
         if post_id and not root:
             await bot.mm.ephemeral(uid, cid, NO_SUCH_POST)
+            return
+        if readers:
+            await _summarize_for(bot, uid, cid, root, readers, days)
             return
         async with bot.busy:
             await _summary(bot, uid, cid, root, days)
