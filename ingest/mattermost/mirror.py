@@ -308,6 +308,7 @@ class Mirror:
     def apply_posts(self, posts: Iterable[dict], *, move_cursor: bool = True) -> MirrorStats:
         """Insert, edit or delete posts (Post objects as the REST API and events give them).
         ``move_cursor=False``: a walk that moves the channel's cursor itself, once done."""
+        posts = list(posts)  # read twice: the posts, then their reactions
         stats = MirrorStats()
         changed: list[str] = []
         with self.db.session() as s:
@@ -335,8 +336,15 @@ class Mirror:
                     stats.posts += 1
                     stats.dirty.add(cid)
                     changed.append(p["id"])
-            # what the posts say about their authors and the people they mention
+            # what the posts say about their authors and the people they mention, and the
+            # reactions REST posts carry (``metadata.reactions``; removals come as events)
             record_posts(s, [s.get(Post, i) for i in changed])
+            for p in posts:
+                for r in ((p.get("metadata") or {}).get("reactions") or []):
+                    if isinstance(r, dict) and r.get("user_id") and r.get("emoji_name") \
+                            and r.get("user_id") != self.bot_user_id:
+                        record_reaction(s, r["user_id"], p["id"], r["emoji_name"], added=True,
+                                        at=int(r.get("create_at") or 0) or None)
             for cid, at in cursors.items() if move_cursor else ():
                 self._advance(s, cid, at)
             self._commit(s, stats.dirty)

@@ -493,3 +493,37 @@ def test_summarize_for_sends_each_reader_theirs_from_what_both_may_read(env):
     with env.rt.db.session() as s:
         row = s.get(BotPost, new[0]["id"])
         assert row.kind == "summary" and row.user_id == env.uid("alice.a")
+
+
+def test_reactions_reach_the_readers_profile_live_and_leave_it_when_removed(env):
+    d = env.double
+    post = d.post(env.uid("alice.a"), env.cid("town-square"),
+                  "Proposal: a shared on-call calendar for the whole team.")
+    env.settled(post["id"])
+
+    def reactions(username: str) -> list[dict]:
+        r = httpx.get(env.base + "/v1/profile", params={"user": username}, headers=KEY)
+        return [s for s in r.json()["signals"] if s["kind"] == "reaction"
+                and "on-call calendar" in s["text"]]
+
+    d.react(env.uid("bob.b"), post["id"], "+1")
+    got = wait(lambda: reactions("bob.b"), 60, "bob's reaction in his profile")
+    assert got[0]["source"].endswith(post["id"])
+    d.unreact(env.uid("bob.b"), post["id"], "+1")
+    wait(lambda: not reactions("bob.b"), 60, "the reaction gone from bob's profile")
+
+
+def test_a_rest_post_s_reactions_reach_the_profile(env):
+    """A re-index or a catch-up reads posts over REST: their ``metadata.reactions`` count."""
+    from ingest.mattermost.mirror import Mirror
+
+    d = env.double
+    post = d.post(env.uid("alice.a"), env.cid("random"), "Friday lunch: the new ramen place.")
+    env.settled(post["id"])
+    rest = {**post, "metadata": {"reactions": [
+        {"user_id": env.uid("dave.d"), "post_id": post["id"], "emoji_name": "ramen",
+         "create_at": post["create_at"]}]}}
+    Mirror(env.rt.db).apply_posts([rest])
+    r = httpx.get(env.base + "/v1/profile", params={"user": "dave.d"}, headers=KEY)
+    assert any(s["kind"] == "reaction" and "ramen place" in s["text"]
+               for s in r.json()["signals"])
