@@ -103,12 +103,16 @@ class Env:
 
     def command(self) -> None:
         d = self.double
-        if not [c for c in d.commands.values() if c["trigger"] == "openops"]:
-            cmd = d.register_command(self.ids["team"], "openops",
-                                     self.base + "/mattermost/command", self.uid("alice.a"))
+        url = self.base + "/mattermost/command"
+        for c in d.commands.values():  # registered for an OpenOps since restarted elsewhere
+            if c["trigger"] == "openops" and not c["delete_at"] and c["url"] != url:
+                c["delete_at"] = now_ms()  # as an admin deleting it (the double has no route)
+        if not [c for c in d.commands.values() if c["trigger"] == "openops" and not c["delete_at"]]:
+            cmd = d.register_command(self.ids["team"], "openops", url, self.uid("alice.a"))
             self.settings.mattermost_command_token = cmd["token"]
         else:
-            cmd = next(c for c in d.commands.values() if c["trigger"] == "openops")
+            cmd = next(c for c in d.commands.values()
+                       if c["trigger"] == "openops" and not c["delete_at"])
         self.rt.settings.mattermost_command_token = cmd["token"]
         self.settings.mattermost_command_token = cmd["token"]
 
