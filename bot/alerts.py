@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import IntegrityError
-
 from ingest.mattermost.client import MattermostError
 from ingest.mattermost.sync import _ordered
 
@@ -32,10 +30,7 @@ async def open_dm(bot, user_id: str) -> dict:
     ``direct_added`` makes the event handler write the same channel row at the same time:
     whichever writes second finds it there."""
     dm = await bot.mm.direct_channel(bot.me["id"], user_id)
-    try:
-        await asyncio.to_thread(bot.mirror.upsert_channel, dm)
-    except IntegrityError:
-        await asyncio.to_thread(bot.mirror.upsert_channel, dm)
+    await asyncio.to_thread(bot.mirror.upsert_channel, dm)  # it may race direct_added
     return dm
 
 

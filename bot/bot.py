@@ -616,9 +616,10 @@ class Bot:
     async def deliver_summary(self, requester: str, reader: str, summary: dict) -> str:
         """Send a summary made for ``reader`` (a role-targeted one) to them by DM; the DM's
         thread takes their follow-ups. Returns the post id."""
+        from .alerts import open_dm
+
         reader_id = await asyncio.to_thread(self._user_id, reader)
-        dm = await self.mm.direct_channel(self.me["id"], reader_id)
-        await asyncio.to_thread(self.mirror.upsert_channel, dm)
+        dm = await open_dm(self, reader_id)
         names = await asyncio.to_thread(self._names, {requester})
         who = names.get(requester, requester)
         out = StreamPost(self, dm["id"], "", header=f"_Summary for you, requested by @{who}_\n\n")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rag.db import (
@@ -205,6 +206,16 @@ class Mirror:
 
     # ---- channels -------------------------------------------------------------------------
     def upsert_channel(self, c: dict) -> None:
+        """Insert or update a channel (a Channel object). Two writers may insert the same new
+        channel at once (a re-index walking a team while the WebSocket announces the channel,
+        a DM the bot opens while ``direct_added`` arrives): the one that loses finds the row
+        there and updates it."""
+        try:
+            self._upsert_channel(c)
+        except IntegrityError:
+            self._upsert_channel(c)
+
+    def _upsert_channel(self, c: dict) -> None:
         with self.db.session() as s:
             dirty = []
             retired = retire_derived_channel(s, c, now_ms())  # a bulk export's copy of it
